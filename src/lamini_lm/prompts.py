@@ -1,0 +1,116 @@
+"""The paper's prompts, verbatim, versioned by a hash; and the Alpaca wrapper the students see.
+
+Every generated row records :data:`PROMPT_VERSION` (or the per-prompt hash) so that a change to any text here
+changes the request keys of the generation store and never silently mixes two prompt versions.
+
+Example:
+    >>> from lamini_lm.prompts import example_guided_prompt, wrap_instruction
+    >>> print(example_guided_prompt(["Name a colour.", "Add 2 and 3.", "Tell a joke."], n=20).splitlines()[0])
+    <example>Name a colour.</example>
+    >>> wrap_instruction("Name a colour.", family="seq2seq")
+    'Name a colour.'
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Literal
+
+__all__ = [
+    "ALPACA_WRAPPER",
+    "EXAMPLE_GUIDED_TEMPLATE",
+    "PROMPT_HASHES",
+    "PROMPT_VERSION",
+    "SYSTEM_MESSAGE",
+    "TOPIC_GUIDED_TEMPLATE",
+    "Family",
+    "example_guided_prompt",
+    "format_examples",
+    "prompt_hash",
+    "topic_guided_prompt",
+    "wrap_instruction",
+]
+
+Family = Literal["seq2seq", "causal"]
+
+# SPEC section 3. The example block is formatted by format_examples(); {n} is 20 for Self-Instruct seeds and 10
+# for the longer P3/FLAN seeds.
+EXAMPLE_GUIDED_TEMPLATE = (
+    "{examples}\n"
+    "\n"
+    "Generate {n} diverse examples that are similar to the provided examples.\n"
+    "You do not need to provide a response to the generated examples.\n"
+    "Each example must include an instruction.\n"
+    "Each generated instruction can be either an imperative sentence or a question.\n"
+    'Each example must start with the label "<example>" and end with the label "</example>".'
+)
+
+TOPIC_GUIDED_TEMPLATE = (
+    "{examples}\n"
+    "\n"
+    'Generate {n} diverse examples that are similar to the provided examples with the topics "{topics}".\n'
+    "You do not need to provide a response to the generated examples.\n"
+    "Each example must include an instruction.\n"
+    "Each generated instruction can be either an imperative sentence or a question.\n"
+    'Each example must start with the label "<example>" and end with the label "</example>".'
+)
+
+# SPEC section 4: the system message of every response request.
+SYSTEM_MESSAGE = "You are a helpful assistant, but you must respond the provided instructions as concise as possible."
+
+# SPEC section 6: Alpaca's no-input template, with no trailing newline.
+ALPACA_WRAPPER = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+    "\n\n### Instruction:\n{instruction}\n\n### Response:"
+)
+
+
+def prompt_hash(text: str) -> str:
+    """A short, stable version id of a prompt text (first 12 hex digits of its SHA-256)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+PROMPT_HASHES = {
+    "example_guided": prompt_hash(EXAMPLE_GUIDED_TEMPLATE),
+    "topic_guided": prompt_hash(TOPIC_GUIDED_TEMPLATE),
+    "system_message": prompt_hash(SYSTEM_MESSAGE),
+    "alpaca_wrapper": prompt_hash(ALPACA_WRAPPER),
+}
+# One id for the whole prompt set, recorded in datasets and cards.
+PROMPT_VERSION = prompt_hash("\x00".join(PROMPT_HASHES[k] for k in sorted(PROMPT_HASHES)))
+
+
+def format_examples(examples: Sequence[str]) -> str:
+    """``<example>...</example>`` lines, one per seed instruction, in the order given."""
+    if not examples:
+        raise ValueError("at least one example instruction is needed")
+    return "\n".join(f"<example>{e.strip()}</example>" for e in examples)
+
+
+def example_guided_prompt(examples: Sequence[str], n: int = 20) -> str:
+    """The example-guided generation prompt (SPEC 3): 3 seed examples, asking for ``n`` new ones."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    return EXAMPLE_GUIDED_TEMPLATE.format(examples=format_examples(examples), n=n)
+
+
+def topic_guided_prompt(examples: Sequence[str], topics: Sequence[str], n: int = 20) -> str:
+    """The topic-guided generation prompt (SPEC 3): seed examples plus Wikipedia topics joined by ', '."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not topics:
+        raise ValueError("at least one topic is needed for topic-guided generation")
+    return TOPIC_GUIDED_TEMPLATE.format(examples=format_examples(examples), n=n, topics=", ".join(topics))
+
+
+def wrap_instruction(instruction: str, family: Family) -> str:
+    """What a student sees for ``instruction``: the Alpaca wrapper for causal students, the raw text for seq2seq.
+
+    The same wrapping is used in training, inference and evaluation.
+    """
+    if family == "causal":
+        return ALPACA_WRAPPER.format(instruction=instruction)
+    if family == "seq2seq":
+        return instruction
+    raise ValueError(f"unknown model family {family!r}: expected 'seq2seq' or 'causal'")

@@ -1,0 +1,1 @@
+"""Card templates (dataset and model cards), filled through huggingface_hub's card data classes."""

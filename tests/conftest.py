@@ -1,0 +1,86 @@
+"""The test kit every stage reuses.
+
+* Autouse isolation: HF caches under a temp dir, Hub offline, no token, no OpenAI key, quiet progress bars.
+* ``tiny_tokenizer``, ``tiny_gpt2``, ``tiny_t5``: tiny models from config (tens of thousands of parameters) with a
+  tokenizer trained on the fly and a chat template, saved once per session to a temp dir. Treat them as
+  read-only; copy (``shutil.copytree``) before training in place.
+* ``teacher_server``: a real OpenAI-compatible server (``transformers serve`` on the tiny GPT-2) on 127.0.0.1;
+  yields a :class:`Teacher` with ``base_url`` and ``model``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolate_hf(tmp_path_factory, monkeypatch):
+    """Every test gets private caches and no credentials, and never reaches a hub."""
+    cache = tmp_path_factory.mktemp("hf_cache")
+    monkeypatch.setenv("HF_HOME", str(cache))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(cache / "datasets"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    # datasets reads its cache location at import time: point its config at the private cache too.
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", Path(cache / "datasets"))
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    datasets.disable_progress_bars()
+    yield
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("tiny_models")
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(models_dir):
+    from lamini_lm.toy import build_tiny_tokenizer
+
+    return build_tiny_tokenizer(models_dir / "tokenizer")
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(models_dir, tiny_tokenizer) -> Path:
+    """Path of a saved tiny GPT-2 with its tokenizer and chat template."""
+    from lamini_lm.toy import build_tiny_gpt2
+
+    return build_tiny_gpt2(models_dir / "gpt2", tokenizer=tiny_tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_t5(models_dir, tiny_tokenizer) -> Path:
+    """Path of a saved tiny T5 with its tokenizer."""
+    from lamini_lm.toy import build_tiny_t5
+
+    return build_tiny_t5(models_dir / "t5", tokenizer=tiny_tokenizer)
+
+
+@dataclasses.dataclass(frozen=True)
+class Teacher:
+    base_url: str
+    model: str
+    log_path: Path
+
+
+@pytest.fixture(scope="session")
+def teacher_server(tiny_gpt2, tmp_path_factory):
+    """A real `transformers serve` on the tiny GPT-2 at 127.0.0.1, for the whole session."""
+    from lamini_lm.toy import serve_teacher
+
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    with serve_teacher(tiny_gpt2, log_path=str(log_path)) as base_url:
+        yield Teacher(base_url=base_url, model=str(tiny_gpt2), log_path=log_path)
