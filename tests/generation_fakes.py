@@ -81,6 +81,8 @@ class FakeOpenAI:
         self.rng = random.Random(seed)
         self.port = port
         self.requests: list[str] = []  # last user message of every chat request, in arrival order
+        self.bodies: list[dict] = []  # every chat request body (kept only when record_bodies)
+        self.record_bodies = False
         self.statuses: list[int] = []
         self.in_flight = self.peak_in_flight = 0
         self.files: dict[str, bytes] = {}
@@ -91,6 +93,8 @@ class FakeOpenAI:
     async def chat(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.requests.append(body["messages"][-1]["content"] if body.get("messages") else "")
+        if self.record_bodies:
+            self.bodies.append(body)
         fault = self.script.pop(0) if self.script else self._random_fault()
         if fault == "429":
             self.statuses.append(429)

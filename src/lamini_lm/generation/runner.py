@@ -33,7 +33,7 @@ from lamini_lm.generation.limiter import backoff_delay
 from lamini_lm.generation.store import Store, request_key
 from lamini_lm.records import Response, Usage
 
-__all__ = ["achat_completions", "chat_completions", "estimate", "run_sync"]
+__all__ = ["achat_completions", "chat_completions", "estimate", "request_keys", "run_sync"]
 
 logger = logging.getLogger(__name__)
 
@@ -217,6 +217,15 @@ def _prepare(messages_list, config, prompt_version):
             raise TypeError(f"messages_list[{i}] must be a list of {{'role': ..., 'content': ...}} dicts")
         keys.append(request_key(primary.model, messages, sampling, prompt_version))
     return endpoints, keys
+
+
+def request_keys(
+    messages_list: Sequence[Messages],
+    config: TeacherConfig | Sequence[TeacherConfig],
+    prompt_version: str | None = None,
+) -> list[str]:
+    """The store keys of ``messages_list`` under ``config`` (what rows record as ``request_key``)."""
+    return _prepare(messages_list, config, prompt_version)[1]
 
 
 def estimate(
