@@ -20,6 +20,17 @@ from lamini_lm.prompts import SYSTEM_MESSAGE, prompt_hash
 from lamini_lm.records import generation_features
 
 
+def committed_rows(store) -> int:
+    """Answers committed so far by another process (0 while the store does not exist yet)."""
+    if not store.exists():
+        return 0
+    try:
+        with sqlite3.connect(store) as db:
+            return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+    except sqlite3.OperationalError:  # created but its tables not yet
+        return 0
+
+
 def write_jsonl(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -30,10 +41,35 @@ def test_cli_instructions_then_responses(tmp_path, capsys):
     seeds = write_jsonl(tmp_path / "seeds.jsonl", [{"instruction": f"Seed task number {i}."} for i in range(5)])
     with FakeOpenAI() as url:
         common = ["--base-url", url, "--model", "fake", "--concurrency", "4", "--no_progress"]
-        assert main(["instructions", "--seeds", str(seeds), "--num_prompts", "2", "--output",
-                     str(tmp_path / "ins"), *common]) == 0  # fmt: skip
-        assert main(["responses", "--input", str(tmp_path / "ins"), "--output", str(tmp_path / "res"),
-                     "--dry-run", *common]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "instructions",
+                    "--seeds",
+                    str(seeds),
+                    "--num_prompts",
+                    "2",
+                    "--output",
+                    str(tmp_path / "ins"),
+                    *common,
+                ]
+            )
+            == 0
+        )
+        assert (
+            main(
+                [
+                    "responses",
+                    "--input",
+                    str(tmp_path / "ins"),
+                    "--output",
+                    str(tmp_path / "res"),
+                    "--dry-run",
+                    *common,
+                ]
+            )
+            == 0
+        )
         assert "40 requests to send" in capsys.readouterr().out and not (tmp_path / "res").exists()
         assert main(["responses", "--input", str(tmp_path / "ins"), "--output", str(tmp_path / "res"), *common]) == 0
     ins = datasets.load_from_disk(str(tmp_path / "ins"))
@@ -53,19 +89,30 @@ def test_sigkill_mid_run_then_resume_sends_only_what_is_missing(tmp_path):
     out, store = tmp_path / "out", tmp_path / "out.store.sqlite"
     fake = FakeOpenAI(latency=0.05, p429=0.05, retry_after=0.05, seed=1)
     with fake as url:
-        cmd = [sys.executable, "-m", "lamini_lm.cli", "generate", "responses", "--input", str(inp), "--output",
-               str(out), "--base_url", url, "--model", "fake", "--concurrency", "4", "--no_progress"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "lamini_lm.cli",
+            "generate",
+            "responses",
+            "--input",
+            str(inp),
+            "--output",
+            str(out),
+            "--base_url",
+            url,
+            "--model",
+            "fake",
+            "--concurrency",
+            "4",
+            "--no_progress",
+        ]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         committed = 0
         while committed < 60 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
-            if store.exists():
-                try:
-                    with sqlite3.connect(store) as db:
-                        committed = db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-                except sqlite3.OperationalError:
-                    pass
+            committed = committed_rows(store)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         assert 60 <= committed < n, f"the run should have been killed mid-way (committed {committed})"
@@ -83,6 +130,41 @@ def test_sigkill_mid_run_then_resume_sends_only_what_is_missing(tmp_path):
     ds = datasets.load_from_disk(str(out))
     assert len(ds) == n and all(e is None for e in ds["error"])
     assert ds["response"] == [f"Answer: {r['instruction']}" for r in rows]
+
+
+@pytest.mark.integration
+def test_sigterm_ends_cleanly_with_answers_committed(tmp_path):
+    inp = write_jsonl(tmp_path / "in.jsonl", [{"instruction": f"Task {i}."} for i in range(400)])
+    out, store = tmp_path / "out", tmp_path / "out.store.sqlite"
+    with FakeOpenAI(latency=0.05) as url:
+        cmd = [
+            sys.executable,
+            "-m",
+            "lamini_lm.cli",
+            "generate",
+            "responses",
+            "--input",
+            str(inp),
+            "--output",
+            str(out),
+            "--base-url",
+            url,
+            "--model",
+            "fake",
+            "--concurrency",
+            "2",
+            "--budget",
+            "10",
+        ]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        deadline = time.monotonic() + 60
+        while committed_rows(store) < 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        stdout, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "run the same command again" in stdout
+    assert 5 <= committed_rows(store) < 400
+    assert not out.exists()
 
 
 def _cfg(url):

@@ -52,9 +52,12 @@ def test_topic_filter_on_a_small_category_table(tmp_path):
 def test_prompt_plans_follow_the_paper_and_are_reproducible():
     seeds = load_seeds(
         [{"instruction": s} for s in SELF_INSTRUCT]
-        + [{"instruction": f"p3 {sub} {i}", "instruction_source": "original_p3", "subset": sub}
-           for sub in ("a", "b") for i in range(4)]
-    )  # fmt: skip
+        + [
+            {"instruction": f"p3 {sub} {i}", "instruction_source": "original_p3", "subset": sub}
+            for sub in ("a", "b")
+            for i in range(4)
+        ]
+    )
     plans = plan_prompts(seeds, num_prompts=30, seed=1)
     assert plans == plan_prompts(seeds, num_prompts=30, seed=1)
     assert plans != plan_prompts(seeds, num_prompts=30, seed=2)
@@ -75,10 +78,17 @@ def test_prompt_plans_follow_the_paper_and_are_reproducible():
 def test_generate_instructions_example_and_topic(tmp_path):
     fake = FakeOpenAI(script=["ok", "ok", "500"])
     with fake as url:
-        ds = generate_instructions(SELF_INSTRUCT, config=cfg(url, max_retries=0), store=tmp_path / "s.sqlite",
-                                   num_prompts=3, seed=0)  # fmt: skip
-        topics = generate_instructions(SELF_INSTRUCT, strategy="topic", topics=["Conidae", "Infantry", "Jazz"],
-                                       config=cfg(url), store=tmp_path / "s.sqlite", num_prompts=2)  # fmt: skip
+        ds = generate_instructions(
+            SELF_INSTRUCT, config=cfg(url, max_retries=0), store=tmp_path / "s.sqlite", num_prompts=3, seed=0
+        )
+        topics = generate_instructions(
+            SELF_INSTRUCT,
+            strategy="topic",
+            topics=["Conidae", "Infantry", "Jazz"],
+            config=cfg(url),
+            store=tmp_path / "s.sqlite",
+            num_prompts=2,
+        )
     assert ds.features == generation_features()
     ok = ds.filter(lambda r: r["error"] is None)
     failed = ds.filter(lambda r: r["error"] is not None)

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Iterator
 
 from lamini_lm.generation.config import TeacherConfig
-from lamini_lm.generation.cost import cost_usd, estimate_tokens, price_table
+from lamini_lm.generation.cost import cost_usd, max_prompt_tokens, price_table
 from lamini_lm.generation.store import Store
 from lamini_lm.records import Response
 
@@ -77,7 +77,9 @@ async def run_batches(endpoints: list[TeacherConfig], store: Store, todo: dict[s
         budget_left = cfg.budget_usd
         new = {k: m for k, m in todo.items() if k not in covered}
         for n, (keys, data) in enumerate(_chunks(new, cfg)):
-            worst = sum(cost_usd(prices, cfg.model, estimate_tokens(new[k]), cfg.max_tokens, batch=True) for k in keys)
+            worst = sum(
+                cost_usd(prices, cfg.model, max_prompt_tokens(new[k]), cfg.max_tokens, batch=True) for k in keys
+            )
             if budget_left is not None:
                 if worst > budget_left:
                     reason = f"budget of ${cfg.budget_usd:.4f} reached before this batch was submitted"

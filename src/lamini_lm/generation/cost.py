@@ -20,7 +20,15 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_PRICES", "Estimate", "cost_usd", "estimate_tokens", "lookup_price", "price_table"]
+__all__ = [
+    "DEFAULT_PRICES",
+    "Estimate",
+    "cost_usd",
+    "estimate_tokens",
+    "lookup_price",
+    "max_prompt_tokens",
+    "price_table",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +119,14 @@ def estimate_tokens(messages: Sequence[Mapping[str, str]]) -> int:
     """
     chars = sum(len(m.get("content") or "") for m in messages)
     return chars // 4 + 4 * len(messages) + 3
+
+
+def max_prompt_tokens(messages: Sequence[Mapping[str, str]]) -> int:
+    """A generous upper bound of a request's prompt tokens (one per character plus the format's overhead).
+
+    The budget reserves this, not the 4-characters estimate, so that a run stops *before* exceeding it.
+    """
+    return sum(len(m.get("content") or "") for m in messages) + 8 * len(messages) + 16
 
 
 @dataclass

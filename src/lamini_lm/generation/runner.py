@@ -28,7 +28,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from lamini_lm.generation.config import TeacherConfig, as_endpoints
-from lamini_lm.generation.cost import Estimate, cost_usd, estimate_tokens, price_table
+from lamini_lm.generation.cost import Estimate, cost_usd, estimate_tokens, max_prompt_tokens, price_table
 from lamini_lm.generation.limiter import backoff_delay
 from lamini_lm.generation.store import Store, request_key
 from lamini_lm.records import Response, Usage
@@ -46,6 +46,7 @@ class _Job:
     messages: Messages
     max_tokens: int
     est_prompt: int
+    max_prompt: int  # upper bound, reserved against the budget
     attempt: int = 0
 
 
@@ -147,7 +148,7 @@ class _Run:
         """Worst-case cost of ``job``, reserved against the budget; None if it would exceed the budget."""
         if self.budget is None:
             return 0.0
-        worst = cost_usd(self.prices, model, job.est_prompt, job.max_tokens, batch=False)
+        worst = cost_usd(self.prices, model, job.max_prompt, job.max_tokens, batch=False)
         if self.spent + self.reserved + worst > self.budget:
             if self.stop_reason is None:
                 logger.warning("budget $%.4f reached ($%.4f spent): sending no more requests", self.budget, self.spent)
@@ -284,7 +285,7 @@ async def achat_completions(
         n_unique = len(set(keys))
         if todo:
             logger.info("%s: %d requests to send, %d answered from %s", desc, len(todo), n_unique - len(todo), store)
-        progress = _Progress(n_unique, n_unique - len(todo), desc, primary.progress)
+        progress = _Progress(n_unique, n_unique - len(todo), desc, primary.progress and bool(todo))
         try:
             if not todo:
                 results: dict[str, Response] = {}
@@ -293,7 +294,9 @@ async def achat_completions(
 
                 results = await run_batches(endpoints, st, todo, progress)
             else:
-                jobs = [_Job(k, m, primary.max_tokens, estimate_tokens(m)) for k, m in todo.items()]
+                jobs = [
+                    _Job(k, m, primary.max_tokens, estimate_tokens(m), max_prompt_tokens(m)) for k, m in todo.items()
+                ]
                 results = await _Run(endpoints, st, jobs, progress).run()
         finally:
             progress.close()
