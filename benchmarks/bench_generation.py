@@ -62,6 +62,21 @@ def start_endpoint(port: int) -> subprocess.Popen:
     return proc
 
 
+def endpoint_stats(url: str) -> dict:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url.removesuffix("/v1") + "/stats?log=1", timeout=30) as r:
+        return json.load(r)
+
+
+def steady_busy(log: list, start: float, end: float) -> float:
+    """Share of the endpoint's 32 slots busy in the middle 80% of a run (no start-up wave, no retry tail)."""
+    lo, hi = start + 0.1 * (end - start), end - 0.1 * (end - start)
+    busy = sum(max(0.0, min(r, hi) - max(a, lo)) for a, r in log)
+    return busy / (32 * (hi - lo))
+
+
 def messages(n: int, tag: str) -> list[list[dict]]:
     return [[{"role": "user", "content": f"{tag} request {i}: write one sentence about the sea."}] for i in range(n)]
 
@@ -135,12 +150,21 @@ def main() -> None:
             runs = []
 
             def once(fn=fn, name=name, runs=runs) -> float:
+                before = endpoint_stats(url)
+                t0 = time.monotonic()  # CLOCK_MONOTONIC is shared with the endpoint process
                 wall, cpu, ok = fn(url, a.requests, f"{name}-{len(runs)}")
+                t1 = time.monotonic()
+                after = endpoint_stats(url)
+                steady = steady_busy(after["slot_log"][len(before["slot_log"]) :], t0, t1)
+                busy = after["slot_seconds"] - before["slot_seconds"]
+                held = busy / max(1, after["slot_answers"] - before["slot_answers"])
                 runs.append((wall, cpu, ok))
                 rate = a.requests / wall
                 print(
                     f"{name:>26}: {rate:6.2f} req/s ({rate / LIMIT:5.1%} of limit), {ok}/{a.requests} ok, "
-                    f"{1000 * cpu / a.requests:.2f} ms CPU/request, wall {wall:.1f} s",
+                    f"{1000 * cpu / a.requests:.2f} ms CPU/request, wall {wall:.1f} s; endpoint slots busy "
+                    f"{busy / (32 * wall):.1%} of the run ({steady:.1%} in its middle 80%), "
+                    f"an answer held its slot {1000 * held:.0f} ms",
                     flush=True,
                 )
                 return rate

@@ -85,6 +85,9 @@ class FakeOpenAI:
         self.record_bodies = False
         self.statuses: list[int] = []
         self.in_flight = self.peak_in_flight = 0
+        self.slot_seconds = 0.0  # time answers held a slot (latency as actually slept, on a loaded machine)
+        self.slot_answers = 0
+        self.slot_log: list[tuple[float, float]] = []  # (acquired, released), monotonic clock
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict] = {}
         self.batch_creates = 0
@@ -120,12 +123,16 @@ class FakeOpenAI:
             await sem.acquire()
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        held = time.monotonic()
         try:
             delay = self.slow_seconds if fault == "slow" else self.latency
             if delay:
                 await asyncio.sleep(delay)
         finally:
             self.in_flight -= 1
+            self.slot_seconds += time.monotonic() - held
+            self.slot_log.append((held, time.monotonic()))
+            self.slot_answers += 1
             if sem is not None:
                 sem.release()
         self.statuses.append(200)
@@ -214,7 +221,11 @@ class FakeOpenAI:
         b["request_counts"] = {"total": len(out) + len(err), "completed": len(out), "failed": len(err)}
 
     async def stats(self, request: web.Request) -> web.Response:
-        return web.json_response({"requests": len(self.requests), "peak_in_flight": self.peak_in_flight})
+        stats = {"requests": len(self.requests), "peak_in_flight": self.peak_in_flight}
+        stats.update(slot_seconds=self.slot_seconds, slot_answers=self.slot_answers)
+        if "log" in request.query:
+            stats["slot_log"] = self.slot_log
+        return web.json_response(stats)
 
     # lifecycle
     def app(self) -> web.Application:

@@ -144,3 +144,44 @@ def test_request_key_changes_with_what_is_asked():
 def test_endpoints_must_agree_on_model(tmp_path):
     with pytest.raises(ValueError, match="share model"):
         chat_completions(msgs(1), [cfg("http://a/v1"), cfg("http://b/v1", model="other")], tmp_path / "s.sqlite")
+
+
+def test_teacher_config_reads_flags_and_yaml(tmp_path):
+    from lamini_lm.config import parse_config
+
+    yaml_file = tmp_path / "teacher.yaml"
+    yaml_file.write_text("model: gpt-4o-mini\nconcurrency: 8\n")
+    (c,) = parse_config([TeacherConfig], [str(yaml_file), "--base-url", "http://h/v1", "--budget", "3", "--batch-api"])
+    assert (c.model, c.concurrency, c.base_url, c.budget_usd, c.batch_api) == (
+        "gpt-4o-mini",
+        8,
+        "http://h/v1",
+        3.0,
+        True,
+    )
+    endpoints = tmp_path / "endpoints.yaml"
+    endpoints.write_text("- {base_url: 'http://b/v1', rpm: 10, api_key_env: KEY_B}\n")
+    flat = TeacherConfig(base_url="http://a/v1,http://c/v1", endpoints=str(endpoints)).expand()
+    assert [(e.base_url, e.rpm) for e in flat] == [("http://a/v1", 0), ("http://c/v1", 0), ("http://b/v1", 10)]
+    with pytest.raises(ValueError, match="concurrency"):
+        TeacherConfig(concurrency=0)
+
+
+def test_openai_needs_a_key_but_local_servers_do_not():
+    with pytest.raises(OSError, match="OPENAI_API_KEY"):
+        TeacherConfig().api_key()
+    assert TeacherConfig(base_url="http://127.0.0.1:8000/v1").api_key() == "EMPTY"
+
+
+@pytest.mark.integration
+def test_sync_api_works_inside_a_running_event_loop(tmp_path):
+    import asyncio
+
+    async def notebook_cell(url):
+        return chat_completions(msgs(2), cfg(url), tmp_path / "s.sqlite")  # as called from Jupyter
+
+    with FakeOpenAI() as url:
+        out = asyncio.run(notebook_cell(url))
+    assert [r.text for r in out] == ["Answer: q0", "Answer: q1"]
+    with Store(tmp_path / "s.sqlite") as st:
+        assert st.spent_usd() == 0.0 and len(st) == 2

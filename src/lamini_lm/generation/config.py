@@ -64,7 +64,9 @@ class TeacherConfig:
     tpm: int = field(default=0, metadata={"help": "tokens per minute per endpoint, prompt + max_tokens (0: no limit)"})
     # Retries
     max_retries: int = field(default=8, metadata={"help": "retries per request on 408/409/429/5xx/timeouts"})
-    backoff_base: float = field(default=1.0, metadata={"help": "first backoff in seconds (doubles each retry)"})
+    backoff_base: float = field(
+        default=0.5, metadata={"help": "first backoff ceiling in seconds (doubles each retry; full jitter)"}
+    )
     backoff_max: float = field(default=60.0, metadata={"help": "longest backoff in seconds"})
     timeout: float = field(default=120.0, metadata={"help": "seconds before one request times out (and is retried)"})
     min_max_tokens: int = field(
