@@ -52,7 +52,8 @@ def completion_body(body: dict, model: str | None = None) -> dict:
 
 class FakeOpenAI:
     """The server. ``script``: fault names served in order to the first requests, then normal behaviour;
-    names: "429", "500", "garbage", "empty", "slow", "ok". Rates ``p429``/``p500``/``p_garbage`` apply after it."""
+    names: "429", "500", "401", "garbage", "empty", "slow", "ok". Rates ``p429``/``p500``/``p_garbage`` apply
+    after it."""
 
     def __init__(
         self,
@@ -105,6 +106,9 @@ class FakeOpenAI:
             return web.json_response(
                 {"error": {"message": "rate limited", "code": "rate_limit"}}, status=429, headers=headers
             )
+        if fault == "401":
+            self.statuses.append(401)
+            return web.json_response({"error": {"message": "Incorrect API key provided"}}, status=401)
         if fault == "500":
             self.statuses.append(500)
             return web.json_response({"error": {"message": "internal error"}}, status=500)

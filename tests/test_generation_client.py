@@ -68,6 +68,17 @@ def test_exhausted_retries_are_failure_rows_retried_next_run(tmp_path):
 
 
 @pytest.mark.integration
+def test_a_bad_key_stops_the_run_instead_of_failing_every_row(tmp_path):
+    fake = FakeOpenAI(script=["401"] * 3)
+    with fake as url:
+        out = chat_completions(msgs(50), cfg(url, concurrency=1), tmp_path / "s.sqlite")
+        assert len(fake.requests) == 1 and out[0].error.startswith("HTTP 401")
+        assert all(r.error.startswith("run stopped: HTTP 401") for r in out[1:])
+        with Store(tmp_path / "s.sqlite") as st:
+            assert len(st) == 0  # nothing stored: fix the key and re-run
+
+
+@pytest.mark.integration
 def test_context_length_shrinks_max_tokens_or_records_failure(tmp_path):
     store = tmp_path / "s.sqlite"
     long_prompt = [[{"role": "user", "content": "x" * 2000}]]

@@ -42,6 +42,7 @@ class Attempt:
     retryable: bool = False
     retry_after: float | None = None
     context: tuple[int, int | None] | None = None  # (context length, prompt tokens) of a context-length error
+    fatal: bool = False  # every request would fail the same way (bad key, no quota): stop the run
 
 
 def response_from_body(body: Any, model: str) -> Attempt:
@@ -161,6 +162,8 @@ def _classify_status(e: Any) -> Attempt:
     status = e.status_code
     message = _error_message(e)
     retry_after = parse_retry_after(e.response.headers if e.response is not None else None)
+    if status in (401, 403) or "insufficient_quota" in message:
+        return Attempt(error=f"HTTP {status}: {message}", fatal=True)
     if status in RETRYABLE_STATUS or status >= 500:
         return Attempt(error=f"HTTP {status}: {message}", retryable=True, retry_after=retry_after)
     context = parse_context_error(message) if status in (400, 413, 422) else None

@@ -62,7 +62,8 @@ def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | No
     """Seconds to wait before retry ``attempt`` (1-based): ``Retry-After`` if the server gave one, else full-jitter
     exponential backoff (uniform in [0, min(cap, base * 2**(attempt-1))])."""
     if retry_after is not None and retry_after >= 0:
-        return min(retry_after, cap) + random.uniform(0, 0.1 * base)  # a little jitter so retries do not align
+        # honoured as given (up to 10 minutes), plus a little jitter so retries do not align
+        return min(retry_after, 600.0) + random.uniform(0, 0.1 * base)
     return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
 
 

@@ -176,6 +176,11 @@ class _Run:
                 self.reserved -= reserved
             if attempt.response is not None:
                 self._answer(job, attempt.response, cfg)
+            elif attempt.fatal:  # a bad key or an empty account: stop instead of failing every row one by one
+                if self.stop_reason is None:
+                    logger.error("%s: %s; sending no more requests", ep.name, attempt.error)
+                    self.stop_reason = f"run stopped: {attempt.error}"
+                self._finish(job, Response(None, error=attempt.error), persist=False)
             elif attempt.context is not None:
                 self._shrink_or_fail(job, attempt, cfg)
             elif attempt.retryable and job.attempt < cfg.max_retries:
