@@ -196,3 +196,11 @@ def test_sync_api_works_inside_a_running_event_loop(tmp_path):
     assert [r.text for r in out] == ["Answer: q0", "Answer: q1"]
     with Store(tmp_path / "s.sqlite") as st:
         assert st.spent_usd() == 0.0 and len(st) == 2
+
+
+@pytest.mark.integration
+def test_progress_bar_shows_done_total_rate_tokens_and_dollars(tmp_path, capsys):
+    with FakeOpenAI() as url:
+        chat_completions(msgs(3), cfg(url, progress=True, prices="fake=1,1"), tmp_path / "s.sqlite", desc="demo")
+    err = capsys.readouterr().err
+    assert "demo" in err and "3/3" in err and "req/s" in err and "tok=" in err and "$0.0000" in err
