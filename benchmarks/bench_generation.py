@@ -1,0 +1,201 @@
+"""Teacher-client throughput and CPU per request against a faulty local endpoint, with same-run baselines.
+
+The endpoint (``tests/generation_fakes.py``, run as a separate process so its CPU is not counted) answers in
+500 ms, admits 32 requests in flight (more wait in its queue), and injects 5% 429 with ``Retry-After: 1`` and 2%
+500. Its ceiling is 32 / 0.5 s = 64 req/s. Measured over ``--requests`` requests (default 2,000):
+
+* lamini-lm ``chat_completions`` (concurrency 32, a fresh SQLite store each repeat, progress bar off);
+* baseline A: ``asyncio.Semaphore(32)`` around ``openai.AsyncOpenAI`` with its own retries (max_retries=10):
+  a request sleeping on a retry keeps its slot;
+* baseline B: the serial loop (``openai.OpenAI``, one request after another), timed on ``--serial-sample``
+  requests and extrapolated to ``--requests``.
+
+CPU per request is this process's CPU time (user + system, all threads) over the requests of a run; baseline A is
+the bare ``openai`` async client the target compares against (<= 1.5x).
+
+Run: python benchmarks/bench_generation.py [--requests 2000] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import median_of, print_machine  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMIT = 32 / 0.5
+
+
+def start_endpoint(port: int) -> subprocess.Popen:
+    cmd = [
+        sys.executable,
+        str(ROOT / "tests" / "generation_fakes.py"),
+        "--port",
+        str(port),
+        "--latency",
+        "0.5",
+        "--max-in-flight",
+        "32",
+        "--p429",
+        "0.05",
+        "--p500",
+        "0.02",
+        "--retry-after",
+        "1",
+        "--duration",
+        "1800",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("ready"):
+        proc.kill()
+        raise RuntimeError(f"endpoint did not start: {line!r}")
+    return proc
+
+
+def endpoint_stats(url: str) -> dict:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url.removesuffix("/v1") + "/stats?log=1", timeout=30) as r:
+        return json.load(r)
+
+
+def steady_busy(log: list, start: float, end: float) -> float:
+    """Share of the endpoint's 32 slots busy in the middle 80% of a run (no start-up wave, no retry tail)."""
+    lo, hi = start + 0.1 * (end - start), end - 0.1 * (end - start)
+    busy = sum(max(0.0, min(r, hi) - max(a, lo)) for a, r in log)
+    return busy / (32 * (hi - lo))
+
+
+def messages(n: int, tag: str) -> list[list[dict]]:
+    return [[{"role": "user", "content": f"{tag} request {i}: write one sentence about the sea."}] for i in range(n)]
+
+
+def run_lamini(url: str, n: int, tag: str, concurrency: int = 32) -> tuple[float, float, int]:
+    from lamini_lm.generation import TeacherConfig, chat_completions
+
+    cfg = TeacherConfig(
+        base_url=url, model="fake", concurrency=concurrency, max_retries=10, progress=False, max_tokens=64
+    )
+    with tempfile.TemporaryDirectory() as d:
+        c0, t0 = time.process_time(), time.perf_counter()
+        out = chat_completions(messages(n, tag), cfg, os.path.join(d, "store.sqlite"))
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return wall, cpu, sum(r.ok for r in out)
+
+
+def run_semaphore(url: str, n: int, tag: str) -> tuple[float, float, int]:
+    import openai
+
+    async def go() -> int:
+        client = openai.AsyncOpenAI(base_url=url, api_key="none", max_retries=10)
+        sem = asyncio.Semaphore(32)
+
+        async def one(m):
+            async with sem:
+                r = await client.chat.completions.create(model="fake", messages=m, max_tokens=64)
+                return r.choices[0].message.content
+
+        try:
+            results = await asyncio.gather(*(one(m) for m in messages(n, tag)), return_exceptions=True)
+        finally:
+            await client.close()
+        return sum(isinstance(r, str) for r in results)
+
+    c0, t0 = time.process_time(), time.perf_counter()
+    ok = asyncio.run(go())
+    return time.perf_counter() - t0, time.process_time() - c0, ok
+
+
+def run_serial(url: str, n: int, tag: str) -> tuple[float, float, int]:
+    import openai
+
+    client = openai.OpenAI(base_url=url, api_key="none", max_retries=10)
+    c0, t0 = time.process_time(), time.perf_counter()
+    ok = 0
+    for m in messages(n, tag):
+        ok += bool(client.chat.completions.create(model="fake", messages=m, max_tokens=64).choices[0].message.content)
+    return time.perf_counter() - t0, time.process_time() - c0, ok
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--requests", type=int, default=2000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--serial-sample", type=int, default=40)
+    p.add_argument("--concurrency", type=int, default=32, help="lamini-lm's concurrency (the baseline keeps 32)")
+    a = p.parse_args()
+    print_machine(("openai", "datasets", "aiohttp"))
+    from lamini_lm.toy import free_port
+
+    port = free_port()
+    endpoint = start_endpoint(port)
+    url = f"http://127.0.0.1:{port}/v1"
+    print(f"# lamini-lm concurrency {a.concurrency}, baseline semaphore 32")
+    print(f"# endpoint: 500 ms latency, 32 in flight, 5% 429 (Retry-After 1 s), 2% 500; ceiling {LIMIT:.0f} req/s")
+    try:
+        figures = {}
+        ours = functools.partial(run_lamini, concurrency=a.concurrency)
+        for name, fn in (("lamini-lm", ours), ("semaphore+openai retries", run_semaphore)):
+            runs = []
+
+            def once(fn=fn, name=name, runs=runs) -> float:
+                before = endpoint_stats(url)
+                t0 = time.monotonic()  # CLOCK_MONOTONIC is shared with the endpoint process
+                wall, cpu, ok = fn(url, a.requests, f"{name}-{len(runs)}")
+                t1 = time.monotonic()
+                after = endpoint_stats(url)
+                steady = steady_busy(after["slot_log"][len(before["slot_log"]) :], t0, t1)
+                busy = after["slot_seconds"] - before["slot_seconds"]
+                held = busy / max(1, after["slot_answers"] - before["slot_answers"])
+                runs.append((wall, cpu, ok))
+                rate = a.requests / wall
+                print(
+                    f"{name:>26}: {rate:6.2f} req/s ({rate / LIMIT:5.1%} of limit), {ok}/{a.requests} ok, "
+                    f"{1000 * cpu / a.requests:.2f} ms CPU/request, wall {wall:.1f} s; endpoint slots busy "
+                    f"{busy / (32 * wall):.1%} of the run ({steady:.1%} in its middle 80%), "
+                    f"an answer held its slot {1000 * held:.0f} ms",
+                    flush=True,
+                )
+                return rate
+
+            rate, _ = median_of(once, a.repeats)
+            cpu = sorted(1000 * c / a.requests for _, c, _ in runs)[len(runs) // 2]
+            figures[name] = (rate, cpu)
+        wall, cpu, ok = run_serial(url, a.serial_sample, "serial")
+        serial_rate = a.serial_sample / wall
+        print(
+            f"{'serial loop':>26}: {serial_rate:6.2f} req/s over a {a.serial_sample}-request sample "
+            f"(extrapolated to {a.requests}: {a.requests / serial_rate:.0f} s), "
+            f"{1000 * cpu / a.serial_sample:.2f} ms CPU/request"
+        )
+        ours, sem = figures["lamini-lm"], figures["semaphore+openai retries"]
+        print("# medians")
+        print(
+            f"lamini-lm throughput: {ours[0]:.2f} req/s = {ours[0] / LIMIT:.1%} of the 64 req/s limit (target >= 95%)"
+        )
+        print(
+            f"  vs semaphore baseline {sem[0]:.2f} req/s ({ours[0] / sem[0]:.2f}x), "
+            f"vs serial loop {serial_rate:.2f} req/s ({ours[0] / serial_rate:.1f}x)"
+        )
+        print(
+            f"client CPU per request: lamini-lm {ours[1]:.2f} ms, bare openai async client {sem[1]:.2f} ms "
+            f"= {ours[1] / sem[1]:.2f}x (target <= 1.5x)"
+        )
+    finally:
+        endpoint.terminate()
+        endpoint.wait(10)
+
+
+if __name__ == "__main__":
+    main()

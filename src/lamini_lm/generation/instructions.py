@@ -1,0 +1,302 @@
+"""Example-guided and topic-guided instruction generation (SPEC 3), and the Wikipedia topic filter (SPEC 2).
+
+* **example** strategy: each prompt shows 3 seeds and asks for 20 new instructions (Self-Instruct seeds) or 10
+  (P3/FLAN seeds, which are longer; the 3 come from the same subset). Output sources: ``self_instruct_without_
+  topic``, ``generated_p3``, ``generated_flan``.
+* **topic** strategy: 3 Self-Instruct seeds plus 3 topics from the filtered category list; 20 per prompt;
+  source ``self_instruct_with_topic``.
+
+Seeds are a table with an ``instruction`` column and optional ``instruction_source`` (``original_p3`` /
+``original_flan`` mark P3/FLAN seeds; anything else or nothing is Self-Instruct), ``subset`` and ``id``.
+A seeded RNG makes the prompts, and hence (through the store) the whole run, reproducible.
+
+Example:
+    >>> from lamini_lm.generation import filter_topics
+    >>> table = [{"category": "Conidae", "n_subcategories": 12, "n_pages": 900},
+    ...          {"category": "People from Springfield, Ohio", "n_subcategories": 40, "n_pages": 300}]
+    >>> filter_topics(table)
+    ['Conidae']
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import re
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from lamini_lm.generation.config import TeacherConfig
+from lamini_lm.generation.io import load_table, rows_to_dataset
+from lamini_lm.generation.parsing import ParseReport, parse_examples
+from lamini_lm.generation.runner import chat_completions, request_keys
+from lamini_lm.prompts import PROMPT_HASHES, example_guided_prompt, topic_guided_prompt
+from lamini_lm.records import InstructionSource
+
+if TYPE_CHECKING:
+    import datasets
+
+__all__ = ["PromptPlan", "filter_topics", "generate_instructions", "load_seeds", "parse_report", "plan_prompts"]
+
+logger = logging.getLogger(__name__)
+
+N_PER_PROMPT = {"self_instruct": 20, "p3": 10, "flan": 10}  # SPEC 3
+GENERATED_SOURCE = {
+    "self_instruct": InstructionSource.SELF_INSTRUCT_WITHOUT_TOPIC,
+    "p3": InstructionSource.GENERATED_P3,
+    "flan": InstructionSource.GENERATED_FLAN,
+}
+_ALIASES = {
+    "category": ("category", "title", "name", "page_title"),
+    "n_subcategories": ("n_subcategories", "subcategories", "subcats", "cat_subcats"),
+    "n_pages": ("n_pages", "pages", "cat_pages"),
+}
+
+
+@dataclass(frozen=True)
+class Seed:
+    id: str
+    text: str
+    family: str  # "self_instruct", "p3" or "flan"
+    subset: str | None
+
+
+@dataclass(frozen=True)
+class PromptPlan:
+    """One instruction-generation request: the seeds shown, the topics, how many to ask for."""
+
+    seeds: tuple[Seed, ...]
+    topics: tuple[str, ...]
+    n: int
+    family: str
+    strategy: str
+
+    @property
+    def prompt(self) -> str:
+        examples = [s.text for s in self.seeds]
+        if self.strategy == "topic":
+            return topic_guided_prompt(examples, self.topics, n=self.n)
+        return example_guided_prompt(examples, n=self.n)
+
+    @property
+    def source(self) -> InstructionSource:
+        if self.strategy == "topic":
+            return InstructionSource.SELF_INSTRUCT_WITH_TOPIC
+        return GENERATED_SOURCE[self.family]
+
+    @property
+    def prompt_version(self) -> str:
+        return PROMPT_HASHES["topic_guided" if self.strategy == "topic" else "example_guided"]
+
+
+def _family(source: Any) -> str:
+    s = str(source or "").lower()
+    return "p3" if "p3" in s else "flan" if "flan" in s else "self_instruct"
+
+
+def load_seeds(seeds: Any) -> list[Seed]:
+    """Seeds from a path, Dataset, list of dicts or list of strings."""
+    if isinstance(seeds, (list, tuple)) and seeds and all(isinstance(s, str) for s in seeds):
+        seeds = [{"instruction": s} for s in seeds]
+    ds = load_table(seeds, required=["instruction"])
+    out = []
+    for i, row in enumerate(ds):
+        text = row["instruction"]
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"seed row {i}: empty instruction")
+        sid = row.get("id")
+        out.append(
+            Seed(
+                str(sid if sid is not None else i),
+                text.strip(),
+                _family(row.get("instruction_source")),
+                row.get("subset"),
+            )
+        )
+    return out
+
+
+def filter_topics(
+    table: Any, *, words_below: int = 3, subcategories_above: int = 10, pages_above: int = 50
+) -> list[str]:
+    """Category names passing the SPEC 2 filter: fewer than 3 words, more than 10 subcategories and 50 pages.
+
+    ``table``: a path (CSV/TSV/JSONL/parquet/dataset folder), a Dataset, a pandas DataFrame or a list of dicts
+    with columns ``category``, ``n_subcategories``, ``n_pages`` (aliases: title/subcategories/pages, as in the
+    Wikipedia ``category`` table dump: cat_title/cat_subcats/cat_pages). Underscores read as spaces.
+    """
+    try:
+        import pandas as pd
+
+        if isinstance(table, pd.DataFrame):
+            table = table.to_dict("records")
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pass
+    ds = load_table(table)
+    cols = {}
+    for want, names in _ALIASES.items():
+        found = next((c for c in ds.column_names if c.lower().removeprefix("cat_") in names or c in names), None)
+        if found is None:
+            raise ValueError(f"topics table: no {want!r} column (accepted: {names}); found {ds.column_names}")
+        cols[want] = found
+    kept, seen = [], set()
+    for i, row in enumerate(ds.select_columns(list(cols.values()))):
+        name = row[cols["category"]]
+        try:
+            n_sub, n_pages = int(row[cols["n_subcategories"]]), int(row[cols["n_pages"]])
+        except (TypeError, ValueError):
+            raise ValueError(f"topics table row {i}: counts must be integers, got {row}") from None
+        name = re.sub(r"\s+", " ", str(name or "").replace("_", " ")).strip()
+        if name and len(name.split()) < words_below and n_sub > subcategories_above and n_pages > pages_above:
+            if name not in seen:
+                seen.add(name)
+                kept.append(name)
+    logger.info("topic filter kept %d of %d categories", len(kept), len(ds))
+    return kept
+
+
+def plan_prompts(
+    seeds: Sequence[Seed],
+    *,
+    strategy: Literal["example", "topic"] = "example",
+    topics: Sequence[str] | None = None,
+    num_prompts: int = 10,
+    n_examples: int = 3,
+    n_topics: int = 3,
+    n_per_prompt: int | None = None,
+    seed: int = 0,
+) -> list[PromptPlan]:
+    """The prompts of a run, drawn with ``random.Random(seed)``: same inputs, same prompts."""
+    if strategy not in ("example", "topic"):
+        raise ValueError(f"strategy must be 'example' or 'topic', got {strategy!r}")
+    rng = random.Random(seed)
+    pools: dict[tuple[str, str | None], list[Seed]] = defaultdict(list)
+    for s in seeds:
+        # P3/FLAN seeds are grouped by subset so the 3 examples of a prompt come from the same one
+        pools[(s.family, s.subset if s.family != "self_instruct" else None)].append(s)
+    if strategy == "topic":
+        pools = {k: v for k, v in pools.items() if k[0] == "self_instruct"}
+        if not pools:
+            raise ValueError("topic-guided generation needs Self-Instruct seeds (no instruction_source, or self_*)")
+        if not topics:
+            raise ValueError("topic-guided generation needs topics (filter_topics on a category table)")
+    if not pools:
+        raise ValueError("no seeds")
+    keys = sorted(pools, key=lambda k: (k[0], k[1] or ""))
+    weights = [len(pools[k]) for k in keys]
+    plans = []
+    for _ in range(num_prompts):
+        family, subset = rng.choices(keys, weights=weights)[0]
+        pool = pools[(family, subset)]
+        chosen = tuple(rng.sample(pool, min(n_examples, len(pool))))
+        chosen_topics = tuple(rng.sample(list(topics), min(n_topics, len(topics)))) if strategy == "topic" else ()
+        n = n_per_prompt or N_PER_PROMPT[family]
+        plans.append(PromptPlan(chosen, chosen_topics, n, family, strategy))
+    return plans
+
+
+def generate_instructions(
+    seeds: Any,
+    *,
+    strategy: Literal["example", "topic"] = "example",
+    topics: Any = None,
+    config: TeacherConfig | Sequence[TeacherConfig],
+    store: str | os.PathLike,
+    num_prompts: int = 10,
+    n_examples: int = 3,
+    n_topics: int = 3,
+    n_per_prompt: int | None = None,
+    seed: int = 0,
+    filter_topic_table: bool = True,
+    dry_run: bool = False,
+) -> datasets.Dataset:
+    """Ask the teacher for new instructions; one row per generated instruction (schema: ``generation_features``).
+
+    ``topics``: a category table (filtered with :func:`filter_topics` unless ``filter_topic_table=False``) or a
+    list of topic strings. A prompt whose request failed gives one row with ``instruction=None`` and ``error``.
+    Token usage and cost of a request sit on the first row it produced (sums over the dataset are right).
+    The parse report (kept/dropped counts) is logged and stored as JSON in ``dataset.info.description``.
+
+    Example:
+        >>> cfg = TeacherConfig(base_url="http://127.0.0.1:8000/v1", model="my-model")
+        >>> ds = generate_instructions(["Name a fruit.", "Add 2 and 3.", "Tell a joke."], config=cfg,
+        ...                            store="teacher.sqlite", num_prompts=5)  # doctest: +SKIP
+    """
+    pool = load_seeds(seeds)
+    topic_list: list[str] | None = None
+    if strategy == "topic":
+        if topics is None:
+            raise ValueError("strategy='topic' needs topics= (a category table or a list of topics)")
+        if isinstance(topics, (list, tuple)) and all(isinstance(t, str) for t in topics):
+            topic_list = list(topics)
+        elif filter_topic_table:
+            topic_list = filter_topics(topics)
+        else:
+            topic_list = [str(r) for r in load_table(topics, required=["category"])["category"]]
+        if not topic_list:
+            raise ValueError("no topic passed the filter (fewer than 3 words, >10 subcategories, >50 pages)")
+    plans = plan_prompts(
+        pool,
+        strategy=strategy,
+        topics=topic_list,
+        num_prompts=num_prompts,
+        n_examples=n_examples,
+        n_topics=n_topics,
+        n_per_prompt=n_per_prompt,
+        seed=seed,
+    )
+    messages = [[{"role": "user", "content": p.prompt}] for p in plans]
+    version = plans[0].prompt_version if plans else None
+    responses = chat_completions(
+        messages, config, store, desc=f"instructions ({strategy})", dry_run=dry_run, prompt_version=version
+    )
+    keys = request_keys(messages, config, version)
+    model = (config if isinstance(config, TeacherConfig) else config[0]).model
+    rows, total = [], ParseReport()
+    for plan, response, key in zip(plans, responses, keys):
+        base = {
+            "instruction_source": plan.source.value,
+            "seed_ids": [s.id for s in plan.seeds],
+            "topics": list(plan.topics),
+            "subset": plan.seeds[0].subset if plan.family != "self_instruct" else None,
+            "instruction_prompt_version": plan.prompt_version,
+            "instruction_model": response.model or model,
+            "finish_reason": response.finish_reason,
+            "request_key": key,
+        }
+        usage = {
+            "prompt_tokens": response.usage.prompt_tokens,
+            "completion_tokens": response.usage.completion_tokens,
+            "cost_usd": response.cost_usd,
+        }
+        if not response.ok:
+            rows.append({**base, **usage, "instruction": None, "error": response.error})
+            continue
+        items, report = parse_examples(response.text, response.finish_reason)
+        total += report
+        if not items:
+            rows.append({**base, **usage, "instruction": None, "error": "no instruction could be parsed"})
+        for j, item in enumerate(items):
+            rows.append({**base, **(usage if j == 0 else {}), "instruction": item, "error": None})
+    summary = {"prompts": len(plans), "failed_requests": sum(not r.ok for r in responses), **total.to_dict()}
+    logger.info("instruction parsing: %s", summary)
+    if total.dropped:
+        logger.warning(
+            "dropped %d items (truncated %d, empty %d, duplicates %d)",
+            total.dropped,
+            total.truncated,
+            total.empty,
+            total.duplicates,
+        )
+    ds = rows_to_dataset(rows)
+    ds.info.description = json.dumps({"lamini_lm_generation": {"strategy": strategy, **summary}})
+    return ds
+
+
+def parse_report(ds: datasets.Dataset) -> Mapping[str, Any]:
+    """The parse report stored by :func:`generate_instructions` in ``ds.info.description``."""
+    return json.loads(ds.info.description or "{}").get("lamini_lm_generation", {})

@@ -1,0 +1,83 @@
+"""Response generation (SPEC 4): every instruction answered by the teacher under the verbatim system message.
+
+One output row per input row, in order, with the input's provenance columns kept. A row the teacher could not
+answer (or whose instruction is missing or failed upstream) carries ``error`` and no response.
+
+Example:
+    >>> from lamini_lm.generation import TeacherConfig, generate_responses
+    >>> cfg = TeacherConfig(base_url="http://127.0.0.1:8000/v1", model="my-model", max_tokens=256)
+    >>> ds = generate_responses(["Name three primary colours."], config=cfg, store="teacher.sqlite")  # doctest: +SKIP
+    >>> ds[0]["response"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from lamini_lm.generation.config import TeacherConfig
+from lamini_lm.generation.io import load_table, rows_to_dataset
+from lamini_lm.generation.runner import chat_completions, request_keys
+from lamini_lm.prompts import SYSTEM_MESSAGE, prompt_hash
+from lamini_lm.records import GENERATION_COLUMNS, InstructionSource
+
+if TYPE_CHECKING:
+    import datasets
+
+__all__ = ["generate_responses", "response_messages"]
+
+
+def response_messages(instruction: str, system_message: str = SYSTEM_MESSAGE) -> list[dict[str, str]]:
+    """The chat request answering ``instruction`` (SPEC 4)."""
+    return [{"role": "system", "content": system_message}, {"role": "user", "content": instruction}]
+
+
+def generate_responses(
+    instructions: Any,
+    *,
+    config: TeacherConfig | Sequence[TeacherConfig],
+    store: str | os.PathLike,
+    instruction_source: str | None = None,
+    system_message: str = SYSTEM_MESSAGE,
+    dry_run: bool = False,
+) -> datasets.Dataset:
+    """Answer each instruction; a Dataset with the columns of :func:`~lamini_lm.records.generation_features`.
+
+    ``instructions``: a Dataset, a path (JSONL/JSON/CSV/parquet/dataset folder), a list of dicts or of strings,
+    with an ``instruction`` column. ``instruction_source`` fills rows that have none (e.g. ``"alpaca"``).
+    """
+    if isinstance(instructions, (list, tuple)) and all(isinstance(s, str) for s in instructions):
+        instructions = [{"instruction": s} for s in instructions]
+    ds = load_table(instructions, required=["instruction"])
+    if instruction_source is not None:
+        instruction_source = InstructionSource.parse(instruction_source).value
+    version = prompt_hash(system_message)  # PROMPT_HASHES["system_message"] for the paper's message
+    rows = [{c: row.get(c) for c in GENERATION_COLUMNS} for row in ds]
+    asked, messages = [], []
+    for i, row in enumerate(rows):
+        row["instruction_source"] = row["instruction_source"] or instruction_source
+        for c in ("response", "finish_reason", "prompt_tokens", "completion_tokens", "cost_usd", "request_key"):
+            row[c] = None  # these describe the response call, not whatever produced the instruction
+        text = row["instruction"]
+        if row.get("error") or not isinstance(text, str) or not text.strip():
+            row["error"] = row.get("error") or "no instruction to answer"
+            continue
+        asked.append(i)
+        messages.append(response_messages(text, system_message))
+    responses = chat_completions(messages, config, store, desc="responses", dry_run=dry_run, prompt_version=version)
+    keys = request_keys(messages, config, version)
+    model = (config if isinstance(config, TeacherConfig) else config[0]).model
+    for i, response, key in zip(asked, responses, keys):
+        rows[i].update(
+            response=response.text,
+            response_prompt_version=version,
+            teacher_model=response.model or model,
+            finish_reason=response.finish_reason,
+            prompt_tokens=response.usage.prompt_tokens,
+            completion_tokens=response.usage.completion_tokens,
+            cost_usd=response.cost_usd,
+            request_key=key,
+            error=response.error,
+        )
+    return rows_to_dataset(rows)

@@ -1,0 +1,142 @@
+"""The exactly-once store: every teacher answer, committed to SQLite (WAL) the moment it arrives.
+
+A request is keyed by :func:`request_key`, a SHA-256 of (model, messages, sampling parameters, prompt version).
+Re-running a command after a crash, Ctrl-C or ``kill -9`` sends only the keys the store does not hold: a cached
+answer is never requested again. Failures that would fail again (a 400, a prompt longer than the context) are
+stored too; transient ones (retries exhausted, budget reached) are not, so a re-run tries them again.
+
+Batch API runs also record their batch ids here, so polling resumes after a restart.
+
+Example:
+    >>> from lamini_lm.generation.store import Store, request_key
+    >>> from lamini_lm.records import Response
+    >>> key = request_key("m", [{"role": "user", "content": "hi"}], {"temperature": 1.0})
+    >>> with Store(":memory:") as store:
+    ...     store.put(key, Response("hello"))
+    ...     store.get_many([key])[key].text
+    'hello'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from lamini_lm.records import Response
+
+__all__ = ["Store", "request_key"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    response TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id TEXT PRIMARY KEY,
+    base_url TEXT NOT NULL,
+    input_file_id TEXT NOT NULL,
+    keys TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+SCHEMA_VERSION = "1"
+
+
+def request_key(
+    model: str, messages: Sequence[Mapping[str, Any]], sampling: Mapping[str, Any], prompt_version: str | None = None
+) -> str:
+    """Hex SHA-256 of the request's identity: what the teacher is asked, how, and with which prompt version."""
+    payload = json.dumps(
+        [model, list(messages), dict(sampling), prompt_version], sort_keys=True, ensure_ascii=False, default=str
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class Store:
+    """SQLite store of answers keyed by :func:`request_key`; safe to share between processes (WAL, busy timeout)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = str(path)
+        if self.path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        # autocommit mode: each put() is its own transaction, durable once it returns
+        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL survives a killed process (SIGKILL); only a power cut can drop the last commits
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        row = self._db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
+        if row is None:
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        elif row[0] != SCHEMA_VERSION:
+            raise RuntimeError(f"{self.path}: store schema {row[0]}, this lamini-lm reads {SCHEMA_VERSION}")
+
+    # answers
+    def get_many(self, keys: Iterable[str]) -> dict[str, Response]:
+        """The stored responses among ``keys``."""
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, Response] = {}
+        for i in range(0, len(keys), 500):  # SQLite caps the number of bound parameters
+            chunk = keys[i : i + 500]
+            q = f"SELECT key, response FROM responses WHERE key IN ({','.join('?' * len(chunk))})"
+            for key, blob in self._db.execute(q, chunk):
+                found[key] = Response.from_dict(json.loads(blob))
+        return found
+
+    def put(self, key: str, response: Response) -> None:
+        """Commit one answer (or permanent failure) now."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)",
+            (key, response.to_json(), int(response.ok), time.time()),
+        )
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+    def keys(self) -> set[str]:
+        return {k for (k,) in self._db.execute("SELECT key FROM responses")}
+
+    def spent_usd(self) -> float:
+        """Total cost of every stored answer (all runs that used this store)."""
+        total = 0.0
+        for (blob,) in self._db.execute("SELECT response FROM responses"):
+            total += json.loads(blob).get("cost_usd") or 0.0
+        return total
+
+    # Batch API bookkeeping
+    def add_batch(self, batch_id: str, base_url: str, input_file_id: str, keys: Sequence[str]) -> None:
+        self._db.execute(
+            "INSERT INTO batches VALUES (?, ?, ?, ?, 'submitted', ?)",
+            (batch_id, base_url, input_file_id, json.dumps(list(keys)), time.time()),
+        )
+
+    def set_batch_status(self, batch_id: str, status: str) -> None:
+        self._db.execute("UPDATE batches SET status=? WHERE batch_id=?", (status, batch_id))
+
+    def open_batches(self) -> list[dict[str, Any]]:
+        """Submitted batches whose results are not yet in the store."""
+        rows = self._db.execute(
+            "SELECT batch_id, base_url, input_file_id, keys, status FROM batches WHERE status='submitted'"
+        ).fetchall()
+        return [
+            {"batch_id": b, "base_url": u, "input_file_id": f, "keys": json.loads(k), "status": s}
+            for b, u, f, k, s in rows
+        ]
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
