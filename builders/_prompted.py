@@ -35,6 +35,10 @@ class PromptedConfig(datasets.BuilderConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        self.validate()
+
+    def validate(self) -> None:
+        # also called by the builder: datasets sets overrides (P3(per_subset=...)) after __post_init__ has run
         if self.per_subset is not None and (not isinstance(self.per_subset, int) or self.per_subset < 1):
             raise ValueError(f"per_subset must be a positive integer or None, got {self.per_subset!r}")
         if isinstance(self.subsets, str):
@@ -55,6 +59,10 @@ class PromptedBuilder(SourceBuilder):
     TARGET_FIELDS: tuple[str, ...] = ("targets",)
     SUBSET_FIELDS: tuple[str, ...] = ("subset",)
     DEFAULT_CONFIG_NAME = "sample"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.config.validate()
 
     def _features(self) -> datasets.Features:
         return datasets.Features({k: datasets.Value("string") for k in ("subset", "inputs", "targets")})

@@ -143,11 +143,18 @@ def build_instructions(
             if not existed:
                 created.append(builder.cache_dir)
             builder.download_and_prepare()
-            result.paths[name] = builder.cache_dir
-            result.num_rows[name] = builder.info.splits["train"].num_examples
+            num_rows = builder.info.splits["train"].num_examples
+            result.num_rows[name] = num_rows
             if name == "all" and not existed:
                 result.skipped = dict(builder.skipped)
-            logger.info("built %s/%s: %d rows", REPO_ID, name, result.num_rows[name])
+            if num_rows == 0:  # datasets cannot load an empty split: leave the config out of the cache
+                if name == "all":
+                    raise ValueError(f"no usable rows in the inputs (skipped: {result.skipped or 'none'})")
+                _remove_entry(builder.cache_dir)
+                _remove_empty_parents(builder.cache_dir, stop=_dataset_root(builder.cache_dir))
+                continue
+            result.paths[name] = builder.cache_dir
+            logger.info("built %s/%s: %d rows", REPO_ID, name, num_rows)
     except Exception as e:
         for path in created:
             _remove_entry(path)
@@ -156,8 +163,9 @@ def build_instructions(
         if cause is not None:  # show the user our message (file, line, field), not only "error while generating"
             raise cause from e
         raise
-    for path in result.paths.values():
-        _remove_stale(path)
+    root = _dataset_root(result.paths["all"])
+    for name in names:  # older hashes, and configs left out or empty this time, would be served stale
+        _remove_stale(os.path.join(root, name), keep=result.paths.get(name))
     os.utime(result.paths["all"])  # the newest folder is what load_dataset("lamini_lm/instructions") picks
     return result
 
@@ -166,11 +174,10 @@ def _dataset_root(path: str) -> str:
     return os.path.dirname(os.path.dirname(os.path.dirname(path)))  # <root>/<config>/<version>/<hash>
 
 
-def _remove_stale(path: str) -> None:
-    """Remove the other hashes (and versions) of this config: the cache module would otherwise serve them."""
-    config_dir = os.path.dirname(os.path.dirname(path))
+def _remove_stale(config_dir: str, keep: str | None) -> None:
+    """Remove every prepared folder of a config but ``keep``: the cache module would otherwise serve them."""
     for other in glob.glob(os.path.join(config_dir, "*", "*")):
-        if os.path.abspath(other) != os.path.abspath(path) and os.path.isdir(other):
+        if os.path.isdir(other) and (keep is None or os.path.abspath(other) != os.path.abspath(keep)):
             _remove_entry(other)
             _remove_empty_parents(other, stop=config_dir)
 
@@ -214,9 +221,9 @@ def main(argv: list[str] | None = None, prog: str = "lamini-lm build") -> int:
     except DataFileError as e:
         print(f"{prog}: bad input: {e}")
         return 1
-    width = max(map(len, result.paths))
-    for name, path in result.paths.items():
-        print(f"{name:<{width}}  {result.num_rows[name]:>10,} rows  {path}")
+    width = max(map(len, result.num_rows))
+    for name, rows in result.num_rows.items():
+        print(f"{name:<{width}}  {rows:>10,} rows  {result.paths.get(name, '(empty: not cached)')}")
     if result.skipped:
         print("skipped: " + ", ".join(f"{n:,} ({why})" for why, n in result.skipped.items()))
     print(f'load it with: datasets.load_dataset("{REPO_ID}"[, "<config>"], split="train")')
