@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import hashlib
 import io
 import json
 import logging
@@ -18,6 +19,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
 from typing import Any
 
+import lamini_lm
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -26,6 +29,7 @@ __all__ = [
     "dataset_card",
     "field_value",
     "hub_files",
+    "inputs_fingerprint",
     "iter_records",
     "local_files",
     "source_files",
@@ -130,6 +134,26 @@ def field_value(
         want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise DataFileError(path, line, name, f"expected {want}, got {type(value).__name__} {value!r:.60}", unit)
     return value
+
+
+def inputs_fingerprint(paths: Sequence[str], extra: str = "") -> str:
+    """A hash of the inputs' names, sizes and modification times (and a saved dataset's ``state.json``, which holds
+    its fingerprint): cheap for millions of rows, and different as soon as a generation run writes again."""
+    h = hashlib.sha256(f"{lamini_lm.__version__}|{extra}".encode())
+    for path in paths:
+        path = os.path.abspath(path)
+        h.update(path.encode())
+        files = [path] if os.path.isfile(path) else sorted(glob.glob(os.path.join(path, "**", "*"), recursive=True))
+        if not files:
+            raise FileNotFoundError(f"input not found or empty: {path}")
+        for f in files:
+            if os.path.isfile(f):
+                st = os.stat(f)
+                h.update(f"{os.path.relpath(f, path)}:{st.st_size}:{st.st_mtime_ns}".encode())
+                if os.path.basename(f) == "state.json":
+                    with open(f, "rb") as fh:
+                        h.update(fh.read())
+    return h.hexdigest()
 
 
 def local_files(data_files: Any = None, data_dir: str | None = None, split: str = "train") -> list[str]:

@@ -27,11 +27,11 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from lamini_lm import __version__
+from ._io import inputs_fingerprint
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["REPO_ID", "BuildArguments", "BuildResult", "build_instructions", "inputs_fingerprint", "main"]
+__all__ = ["REPO_ID", "BuildArguments", "BuildResult", "build_instructions", "main"]
 
 REPO_ID = "lamini_lm/instructions"
 
@@ -65,26 +65,6 @@ class BuildResult:
     paths: dict[str, str]
     num_rows: dict[str, int]
     skipped: dict[str, int]
-
-
-def inputs_fingerprint(paths: Sequence[str], extra: str = "") -> str:
-    """A hash of the inputs' names, sizes and modification times (and a saved dataset's ``state.json``, which holds
-    its fingerprint): cheap for millions of rows, and different as soon as a generation run writes again."""
-    h = hashlib.sha256(f"{__version__}|{extra}".encode())
-    for path in paths:
-        path = os.path.abspath(path)
-        h.update(path.encode())
-        files = [path] if os.path.isfile(path) else sorted(glob.glob(os.path.join(path, "**", "*"), recursive=True))
-        if not files:
-            raise FileNotFoundError(f"input not found or empty: {path}")
-        for f in files:
-            if os.path.isfile(f):
-                st = os.stat(f)
-                h.update(f"{os.path.relpath(f, path)}:{st.st_size}:{st.st_mtime_ns}".encode())
-                if os.path.basename(f) == "state.json":
-                    with open(f, "rb") as fh:
-                        h.update(fh.read())
-    return h.hexdigest()
 
 
 def build_instructions(

@@ -32,7 +32,7 @@ from datasets.builder import Key
 from lamini_lm.records import GENERATION_COLUMNS, LAMINI_COLUMNS, InstructionSource, generation_features
 from lamini_lm.records import lamini_features as _lamini_features
 
-from ._io import DataFileError, card_description, field_value, hub_files, iter_records, local_files
+from ._io import DataFileError, card_description, field_value, hub_files, inputs_fingerprint, iter_records, local_files
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +107,9 @@ class Instructions(datasets.GeneratorBasedBuilder):
         self.original_revision = original_revision
         self.skipped: Counter[str] = Counter()
         kwargs.setdefault("dataset_name", "instructions")
+        # Prepared data is cached under a hash of the inputs, so other (or rewritten) inputs are never served stale.
+        fingerprint = inputs_fingerprint(self.generated + self.original_files, f"{self.original}|{original_revision}")
+        kwargs.setdefault("hash", fingerprint[:16])
         super().__init__(*args, **kwargs)
 
     def _info(self) -> datasets.DatasetInfo:

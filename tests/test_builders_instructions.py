@@ -168,3 +168,12 @@ def test_nothing_to_build_is_a_clear_error():
         Instructions(config_name="all").download_and_prepare()
     with pytest.raises(ValueError, match="unknown config"):
         build_instructions(generated=["x"], configs=["generated_t5"])
+
+
+def test_builder_used_directly_is_cached_per_inputs(runs, tmp_path):
+    first = Instructions(config_name="all", generated=runs[:1])
+    first.download_and_prepare()
+    second = Instructions(config_name="all", generated=runs)  # same cache, other inputs: not the first's data
+    second.download_and_prepare()
+    assert first.cache_dir != second.cache_dir
+    assert len(first.as_dataset(split="train")) == 2 and len(second.as_dataset(split="train")) == 5
