@@ -184,7 +184,11 @@ def main(argv: list[str] | None = None, prog: str = "lamini-lm build") -> int:
     """``lamini-lm build [CONFIG.yaml] [--generated DIR ...] [--original true] [--cache_dir DIR]``."""
     from lamini_lm.config import parse_config
 
-    (args,) = parse_config([BuildArguments], argv, prog=prog, description=__doc__.split("\n\n")[0])
+    description = (
+        "Prepare the LaMini instructions (generation runs and/or the released dataset) into the datasets cache as "
+        'lamini_lm/instructions, so that load_dataset("lamini_lm/instructions"[, config]) works offline.'
+    )
+    (args,) = parse_config([BuildArguments], argv, prog=prog, description=description)
     if not args.generated and not args.original and not args.original_files:
         print(f"{prog}: nothing to build: pass --generated DIR [DIR ...] and/or --original true")
         return 2

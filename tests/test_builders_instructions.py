@@ -113,6 +113,8 @@ def test_build_then_load_dataset_by_repo_id_and_rebuild_serves_new_data(runs, tm
     result = build_instructions(generated=runs)
     assert result.skipped == {"error": 1, "no_response": 1}
     assert len(loaded()) == 5  # no config: `all`
+    generation = loaded("generation")
+    assert len(generation) == 7 and generation.features == generation_features()
     assert loaded("generated_flan")["instruction"] == ["Name a prime.", "Name a colour."]
     assert result.num_rows["generated_p3"] == 0 and "generated_p3" not in result.paths
     with pytest.raises(ValueError, match="Couldn't find cache for lamini_lm/instructions for config 'generated_p3'"):
