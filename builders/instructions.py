@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import datasets
+import pyarrow.compute as pc
 from datasets.builder import Key
 
 from lamini_lm.records import GENERATION_COLUMNS, LAMINI_COLUMNS, InstructionSource, generation_features
@@ -163,11 +164,16 @@ class Instructions(datasets.GeneratorBasedBuilder):
             where = path if split == path else f"{path} (split {split})"
             self._check_columns(ds, where)
             columns = [c for c in GENERATION_COLUMNS if c in ds.column_names]
-            line = 0
-            for batch in ds.select_columns(columns).iter(batch_size=1000):
-                for values in zip(*(batch[c] for c in columns)):
-                    line += 1
-                    yield self._project(dict(zip(columns, values)), where, line, "row")
+            offset = 0
+            for batch in ds.select_columns(columns).with_format("arrow").iter(batch_size=1000):
+                rows, lines = batch, range(batch.num_rows)
+                if self.config.source is not None and not self.config.full_columns:
+                    # A per-source config converts only its own rows to Python: the other sources stay in Arrow.
+                    keep = pc.indices_nonzero(pc.equal(batch["instruction_source"], self.config.source))
+                    rows, lines = batch.take(keep), keep.to_pylist()
+                for i, row in zip(lines, rows.to_pylist()):
+                    yield self._project(row, where, offset + i + 1, "row")
+                offset += batch.num_rows
 
     @staticmethod
     def _check_columns(ds: datasets.Dataset, where: str) -> None:
