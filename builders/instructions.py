@@ -109,8 +109,9 @@ class Instructions(datasets.GeneratorBasedBuilder):
         self.skipped: Counter[str] = Counter()
         kwargs.setdefault("dataset_name", "instructions")
         # Prepared data is cached under a hash of the inputs, so other (or rewritten) inputs are never served stale.
-        fingerprint = inputs_fingerprint(self.generated + self.original_files, f"{self.original}|{original_revision}")
-        kwargs.setdefault("hash", fingerprint[:16])
+        if kwargs.get("hash") is None:
+            inputs = self.generated + self.original_files
+            kwargs["hash"] = inputs_fingerprint(inputs, f"{self.original}|{original_revision}")[:16]
         super().__init__(*args, **kwargs)
 
     def _info(self) -> datasets.DatasetInfo:
