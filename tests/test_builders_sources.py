@@ -120,6 +120,8 @@ def test_wikipedia_topic_filter_on_the_sql_dump_and_a_table(tmp_path):
         "subcategories": 80,
         "pages": 5000,
     }
+    streamed = list(WikipediaCategories(config_name="topics", data_files=path).as_streaming_dataset(split="train"))
+    assert [r["name"] for r in streamed] == topics["name"]
     table = tmp_path / "cats.csv"
     table.write_text("name,subcategories,pages\nSpace,40,300\nOuter space,9,300\n", encoding="utf-8")
     assert prepare(WikipediaCategories(config_name="topics", data_files=str(table)))["name"] == ["Space"]
