@@ -22,18 +22,28 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import datasets
+import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from datasets.builder import Key
 
 from lamini_lm.records import GENERATION_COLUMNS, LAMINI_COLUMNS, InstructionSource, generation_features
 from lamini_lm.records import lamini_features as _lamini_features
 
-from ._io import DataFileError, card_description, field_value, hub_files, inputs_fingerprint, iter_records, local_files
+from ._io import (
+    DataFileError,
+    _open,
+    card_description,
+    field_value,
+    hub_files,
+    inputs_fingerprint,
+    iter_records,
+    local_files,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +52,9 @@ __all__ = ["LAMINI_REPO", "Instructions", "InstructionsConfig", "is_saved_datase
 LAMINI_REPO = "MBZUAI/LaMini-instruction"
 _STRING_TYPES = ("string", "large_string")
 _VERSION = datasets.Version("1.0.0")
+_BATCH = 10_000  # rows per Arrow batch: memory stays flat, Python overhead per row stays small
+_SOURCES = pa.array([s.value for s in InstructionSource])
+_SOURCE_LIST = ", ".join(s.value for s in InstructionSource)
 # Values a row of plain LaMini data gets in the generation-only columns of the ``generation`` config.
 _EMPTY = {"seed_ids": [], "topics": [], "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
 
@@ -69,7 +82,7 @@ def is_saved_dataset(path: str | os.PathLike) -> bool:
     )
 
 
-class Instructions(datasets.GeneratorBasedBuilder):
+class Instructions(datasets.ArrowBasedBuilder):
     """Builder of the LaMini instructions.
 
     Args (besides the ``datasets.DatasetBuilder`` ones):
@@ -142,68 +155,97 @@ class Instructions(datasets.GeneratorBasedBuilder):
     def _generate_shards(self, inputs):
         yield from inputs
 
-    def _generate_examples(self, inputs: list[str]) -> Iterator[tuple[Key, dict[str, Any]]]:
+    def _generate_tables(self, inputs: list[str]) -> Iterator[tuple[Key, pa.Table]]:
         self.skipped = Counter()
         for idx, path in enumerate(inputs):
-            rows = self._saved_rows(path) if is_saved_dataset(path) else self._file_rows(path)
-            n = 0
-            for row in rows:
-                if row is not None:
-                    yield Key(idx, n), row
-                    n += 1
+            for batch_idx, table in enumerate(self._tables(path)):
+                if table.num_rows:
+                    yield Key(idx, batch_idx), table
         if self.skipped:
             logger.warning("%s: skipped %s", self.config.name, dict(self.skipped))
 
-    def _file_rows(self, path: str) -> Iterator[dict[str, Any] | None]:
-        for line, row in iter_records(path):
-            yield self._project(row, path, line, "line")
+    def _tables(self, path: str) -> Iterator[pa.Table]:
+        """The input in batches of this config's schema; the projection and the checks run in Arrow."""
+        if is_saved_dataset(path):
+            loaded = datasets.load_from_disk(path)
+            parts = [(path, loaded)] if isinstance(loaded, datasets.Dataset) else sorted(loaded.items())
+            for split, ds in parts:
+                where = path if split == path else f"{path} (split {split})"
+                columns = [c for c in GENERATION_COLUMNS if c in ds.column_names]
+                offset = 0
+                for table in ds.select_columns(columns).with_format("arrow").iter(batch_size=_BATCH):
+                    yield self._project(table, where, lambda i, o=offset: o + i + 1, "row")
+                    offset += table.num_rows
+        elif str(path).lower().endswith(".parquet"):
+            with _open(path, "rb") as f:
+                pf = pq.ParquetFile(f)
+                columns = [c for c in GENERATION_COLUMNS if c in pf.schema_arrow.names]
+                offset = 0
+                for batch in pf.iter_batches(batch_size=_BATCH, columns=columns):
+                    yield self._project(pa.Table.from_batches([batch]), path, lambda i, o=offset: o + i + 1, "row")
+                    offset += batch.num_rows
+        else:  # JSON Lines, JSON, CSV: parsed row by row, so each row's fields are checked with its line number
+            rows, lines = [], []
+            for line, row in iter_records(path):
+                for name in ("instruction_source", "instruction", "response", "error"):
+                    if name in ("instruction_source", "instruction", "response") or name in row:
+                        field_value(row, name, path, line, optional=name in ("response", "error"))
+                rows.append({k: v for k, v in row.items() if k in GENERATION_COLUMNS})
+                lines.append(line)
+                if len(rows) == _BATCH:
+                    yield self._project(pa.Table.from_pylist(rows), path, lines.__getitem__, "line")
+                    rows, lines = [], []
+            if rows:
+                yield self._project(pa.Table.from_pylist(rows), path, lines.__getitem__, "line")
 
-    def _saved_rows(self, path: str) -> Iterator[dict[str, Any] | None]:
-        loaded = datasets.load_from_disk(path)
-        parts = [(path, loaded)] if isinstance(loaded, datasets.Dataset) else sorted(loaded.items())
-        for split, ds in parts:
-            where = path if split == path else f"{path} (split {split})"
-            self._check_columns(ds, where)
-            columns = [c for c in GENERATION_COLUMNS if c in ds.column_names]
-            offset = 0
-            for batch in ds.select_columns(columns).with_format("arrow").iter(batch_size=1000):
-                rows, lines = batch, range(batch.num_rows)
-                if self.config.source is not None and not self.config.full_columns:
-                    # A per-source config converts only its own rows to Python: the other sources stay in Arrow.
-                    keep = pc.indices_nonzero(pc.equal(batch["instruction_source"], self.config.source))
-                    rows, lines = batch.take(keep), keep.to_pylist()
-                for i, row in zip(lines, rows.to_pylist()):
-                    yield self._project(row, where, offset + i + 1, "row")
-                offset += batch.num_rows
-
-    @staticmethod
-    def _check_columns(ds: datasets.Dataset, where: str) -> None:
+    def _project(self, table: pa.Table, where: str, line_of: Callable[[int], int], unit: str) -> pa.Table:
+        """``table`` checked, filtered to this config's rows (failed ones skipped and counted) and cast to its
+        schema. Bad values raise :class:`DataFileError` with the line (or row) of the first one."""
+        names = table.column_names
         for column in LAMINI_COLUMNS:
-            if column not in ds.column_names:
-                raise DataFileError(where, None, column, f"column missing (the dataset has {ds.column_names})")
+            if column not in names:
+                raise DataFileError(where, None, column, f"column missing (the data has {names})")
         for column in (*LAMINI_COLUMNS, "error"):
-            feature = ds.features.get(column)
-            if feature is not None and getattr(feature, "dtype", None) not in _STRING_TYPES:
-                raise DataFileError(where, None, column, f"column has type {feature}, expected string")
+            kind = table.schema.field(column).type if column in names else pa.null()
+            if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+                raise DataFileError(where, None, column, f"column has type {kind}, expected string")
+        source = table["instruction_source"].combine_chunks()
+        valid = pc.fill_null(pc.is_in(source, value_set=_SOURCES), False)
+        if not pc.all(valid).as_py():
+            i = pc.index(valid, False).as_py()
+            value = source[i].as_py()
+            problem = "is null" if value is None else f"unknown instruction_source {value!r}; expected one of: "
+            problem += _SOURCE_LIST if value is not None else ""
+            raise DataFileError(where, line_of(i), "instruction_source", problem, unit)
+        null_instruction = pc.is_null(table["instruction"].combine_chunks())
+        if pc.any(null_instruction).as_py():
+            i = pc.index(null_instruction, True).as_py()
+            raise DataFileError(where, line_of(i), "instruction", "is null", unit)
+        mask = None if self.config.source is None else pc.equal(source, self.config.source)
+        if not self.config.full_columns:
+            has_error = (
+                pc.is_valid(table["error"].combine_chunks()) if "error" in names else pa.repeat(False, len(table))
+            )
+            failed = pc.or_(has_error, pc.is_null(table["response"].combine_chunks()))
+            counted = failed if mask is None else pc.and_(failed, mask)
+            self.skipped["error"] += pc.sum(pc.and_(counted, has_error)).as_py() or 0
+            self.skipped["no_response"] += pc.sum(pc.and_(counted, pc.invert(has_error))).as_py() or 0
+            mask = pc.invert(failed) if mask is None else pc.and_(mask, pc.invert(failed))
+        if mask is not None:
+            table = table.filter(mask)
+        return self._conform(table, where)
 
-    def _project(self, row: dict[str, Any], path: str, line: int, unit: str) -> dict[str, Any] | None:
-        """The row in this config's schema, or None when it is filtered out or skipped (and counted)."""
-        source = field_value(row, "instruction_source", path, line, unit=unit)
-        try:
-            source = InstructionSource.parse(source).value
-        except ValueError as e:
-            raise DataFileError(path, line, "instruction_source", str(e), unit) from None
-        if self.config.source is not None and source != self.config.source:
-            return None
-        field_value(row, "instruction", path, line, unit=unit)
-        failed = row.get("error") is not None or row.get("response") is None
-        if self.config.full_columns:
-            out = {c: row.get(c, _EMPTY.get(c)) for c in GENERATION_COLUMNS}
-            out.update({k: v for k, v in _EMPTY.items() if out[k] is None})
-            out["instruction_source"] = source
-            return out
-        if failed:
-            self.skipped["error" if row.get("error") is not None else "no_response"] += 1
-            return None
-        field_value(row, "response", path, line, unit=unit)
-        return {"instruction": row["instruction"], "response": row["response"], "instruction_source": source}
+    def _conform(self, table: pa.Table, where: str) -> pa.Table:
+        """``table`` with exactly the columns and types of this config; absent generation columns get defaults."""
+        schema = self.info.features.arrow_schema
+        columns = []
+        for field in schema:
+            column = table[field.name] if field.name in table.column_names else pa.nulls(len(table), field.type)
+            try:
+                column = column.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                raise DataFileError(where, None, field.name, f"cannot be read as {field.type}: {e}") from None
+            if field.name in _EMPTY:
+                column = pc.fill_null(column, pa.scalar(_EMPTY[field.name], type=field.type))
+            columns.append(column)
+        return pa.Table.from_arrays(columns, schema=schema)
