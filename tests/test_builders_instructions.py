@@ -155,6 +155,21 @@ def test_bad_inputs_name_file_line_and_field_and_leave_no_cache_entry(runs, tmp_
     with pytest.raises(DataFileError, match=r"row 1: field 'instruction_source': unknown instruction_source"):
         build_instructions(generated=[bad_source])
 
+    null_instruction = save_run(
+        tmp_path / "null_instruction", [generation_row("a", "alpaca", "b")] * 2 + [generation_row(None, "alpaca", "b")]
+    )
+    with pytest.raises(DataFileError, match=r"null_instruction, row 3: field 'instruction': is null"):
+        build_instructions(generated=[null_instruction])
+
+    typed = tmp_path / "typed.parquet"
+    datasets.Dataset.from_dict({"instruction": ["a"], "response": [1], "instruction_source": ["alpaca"]}).to_parquet(
+        str(typed)
+    )
+    with pytest.raises(
+        DataFileError, match=r"typed.parquet: field 'response': column has type int64, expected string"
+    ):
+        build_instructions(original_files=[str(typed)])
+
     after = sorted(str(p) for p in cache.glob("lamini_lm___instructions/*/*/*") if p.is_dir())
     assert after == before  # the failed builds left nothing; the previous build is still served
     assert len(loaded()) == 5
