@@ -32,6 +32,7 @@ __all__ = [
     "inputs_fingerprint",
     "iter_records",
     "local_files",
+    "open_source",
     "source_files",
 ]
 
@@ -49,7 +50,8 @@ class DataFileError(ValueError):
         super().__init__(f"{where}: {what}{problem}")
 
 
-def _open(path: str, mode: str = "r"):
+def open_source(path: str, mode: str = "r"):
+    """Open a local path, ``hf://`` path or URL (text mode is UTF-8), in download and in streaming mode alike."""
     from datasets.utils.file_utils import xopen
 
     if "b" in mode:
@@ -68,13 +70,13 @@ def iter_records(path: str, columns: Sequence[str] | None = None) -> Iterator[tu
     if name.endswith(".parquet"):
         yield from _iter_parquet(path, columns)
     elif name.endswith((".csv", ".tsv")):
-        with _open(path) as f:
+        with open_source(path) as f:
             reader = csv.DictReader(f, delimiter="\t" if name.endswith(".tsv") else ",")
             for i, row in enumerate(reader, start=2):  # line 1 is the header
                 yield i, row
     elif name.endswith(".json") and _starts_with_bracket(path):
         # A JSON array (Alpaca's alpaca_data.json): parsed whole; such files are tens of MB, not GB.
-        with _open(path) as f:
+        with open_source(path) as f:
             try:
                 items = json.load(f)
             except json.JSONDecodeError as e:
@@ -84,7 +86,7 @@ def iter_records(path: str, columns: Sequence[str] | None = None) -> Iterator[tu
                 raise DataFileError(path, i, None, f"expected a JSON object, got {type(item).__name__}")
             yield i, item
     else:  # JSON Lines (.jsonl, or .json with one object per line)
-        with _open(path) as f:
+        with open_source(path) as f:
             for i, text in enumerate(f, start=1):
                 if not text.strip():
                     continue
@@ -98,7 +100,7 @@ def iter_records(path: str, columns: Sequence[str] | None = None) -> Iterator[tu
 
 
 def _starts_with_bracket(path: str) -> bool:
-    with _open(path) as f:
+    with open_source(path) as f:
         head = f.read(256).lstrip()
     return head.startswith("[")
 
@@ -106,7 +108,7 @@ def _starts_with_bracket(path: str) -> bool:
 def _iter_parquet(path: str, columns: Sequence[str] | None) -> Iterator[tuple[int, dict[str, Any]]]:
     import pyarrow.parquet as pq
 
-    with _open(path, "rb") as f:
+    with open_source(path, "rb") as f:
         pf = pq.ParquetFile(f)
         names = pf.schema_arrow.names
         if columns is not None:

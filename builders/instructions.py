@@ -36,13 +36,13 @@ from lamini_lm.records import lamini_features as _lamini_features
 
 from ._io import (
     DataFileError,
-    _open,
     card_description,
     field_value,
     hub_files,
     inputs_fingerprint,
     iter_records,
     local_files,
+    open_source,
 )
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["LAMINI_REPO", "Instructions", "InstructionsConfig", "is_saved_dataset"]
 
 LAMINI_REPO = "MBZUAI/LaMini-instruction"
-_STRING_TYPES = ("string", "large_string")
 _VERSION = datasets.Version("1.0.0")
 _BATCH = 10_000  # rows per Arrow batch: memory stays flat, Python overhead per row stays small
 _SOURCES = pa.array([s.value for s in InstructionSource])
@@ -177,7 +176,7 @@ class Instructions(datasets.ArrowBasedBuilder):
                     yield self._project(table, where, lambda i, o=offset: o + i + 1, "row")
                     offset += table.num_rows
         elif str(path).lower().endswith(".parquet"):
-            with _open(path, "rb") as f:
+            with open_source(path, "rb") as f:
                 pf = pq.ParquetFile(f)
                 columns = [c for c in GENERATION_COLUMNS if c in pf.schema_arrow.names]
                 offset = 0

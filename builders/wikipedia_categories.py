@@ -24,7 +24,7 @@ from typing import Any
 import datasets
 
 from ._base import SourceBuilder
-from ._io import DataFileError, _open, field_value, iter_records
+from ._io import DataFileError, field_value, iter_records, open_source
 
 __all__ = ["CATEGORY_DUMP_URL", "TopicFilterConfig", "WikipediaCategories", "is_topic"]
 
@@ -90,9 +90,9 @@ class WikipediaCategories(SourceBuilder):
     @staticmethod
     def _sql_rows(path: str) -> Iterator[dict[str, Any]]:
         if str(path).endswith(".gz"):
-            f = gzip.open(_open(path, "rb"), "rt", encoding="utf-8", errors="replace")
+            f = gzip.open(open_source(path, "rb"), "rt", encoding="utf-8", errors="replace")
         else:
-            f = _open(path)
+            f = open_source(path)
         with f:
             for line in f:
                 if not line.startswith("INSERT INTO"):
