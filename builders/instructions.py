@@ -1,0 +1,250 @@
+"""The LaMini instructions: ``instruction``, ``response``, ``instruction_source`` (SPEC 5), one config per
+``instruction_source`` plus ``all``, and ``generation`` with every provenance and usage column.
+
+The data is either the output of this library's generation runs (folders written by ``save_to_disk`` with
+:func:`lamini_lm.records.generation_features` columns, or ``.jsonl``/``.parquet`` files with the LaMini columns),
+or the released ``MBZUAI/LaMini-instruction`` parquet when asked for (``original=True``). Rows whose ``error`` is
+set, or that have no response, are skipped and counted (``builder.skipped``); the ``generation`` config keeps them.
+
+Use :func:`lamini_lm.builders.build_instructions` (or ``lamini-lm build``) to prepare every config into the cache
+so that ``load_dataset("lamini_lm/instructions")`` works offline. The builder can also be used directly:
+
+Example:
+    >>> from lamini_lm.builders.instructions import Instructions
+    >>> builder = Instructions(config_name="generated_flan", generated=["runs/flan/responses"])  # doctest: +SKIP
+    >>> builder.download_and_prepare()  # doctest: +SKIP
+    >>> ds = builder.as_dataset(split="train")  # doctest: +SKIP
+    >>> it = Instructions(config_name="all", original=True).as_streaming_dataset(split="train")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import datasets
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from datasets.builder import Key
+
+from lamini_lm.records import GENERATION_COLUMNS, LAMINI_COLUMNS, InstructionSource, generation_features
+from lamini_lm.records import lamini_features as _lamini_features
+
+from ._io import (
+    DataFileError,
+    card_description,
+    field_value,
+    hub_files,
+    inputs_fingerprint,
+    iter_records,
+    local_files,
+    open_source,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LAMINI_REPO", "Instructions", "InstructionsConfig", "is_saved_dataset"]
+
+LAMINI_REPO = "MBZUAI/LaMini-instruction"
+_VERSION = datasets.Version("1.0.0")
+_BATCH = 10_000  # rows per Arrow batch: memory stays flat, Python overhead per row stays small
+_SOURCES = pa.array([s.value for s in InstructionSource])
+_SOURCE_LIST = ", ".join(s.value for s in InstructionSource)
+# Values a row of plain LaMini data gets in the generation-only columns of the ``generation`` config.
+_EMPTY = {"seed_ids": [], "topics": [], "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+
+
+@dataclass
+class InstructionsConfig(datasets.BuilderConfig):
+    """Args:
+    source: keep only rows of this ``instruction_source`` (None: every source).
+    full_columns: every column of a generation run (provenance, usage, errors) instead of the LaMini three.
+    """
+
+    source: str | None = None
+    full_columns: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.source is not None:
+            self.source = InstructionSource.parse(self.source).value
+
+
+def is_saved_dataset(path: str | os.PathLike) -> bool:
+    """True for a folder written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``."""
+    return os.path.isdir(path) and any(
+        os.path.exists(os.path.join(path, f)) for f in ("state.json", "dataset_dict.json")
+    )
+
+
+class Instructions(datasets.ArrowBasedBuilder):
+    """Builder of the LaMini instructions.
+
+    Args (besides the ``datasets.DatasetBuilder`` ones):
+        generated: folders written by generation runs (``save_to_disk``), or ``.jsonl``/``.json``/``.parquet``
+            files with the LaMini columns. ``data_files=``/``data_dir=`` are read the same way.
+        original: also read the released ``MBZUAI/LaMini-instruction`` (from the Hub, or ``original_files``).
+        original_files: local copies of the released parquet files.
+        original_revision: the Hub revision of the released dataset to read.
+    """
+
+    VERSION = _VERSION
+    BUILDER_CONFIG_CLASS = InstructionsConfig
+    BUILDER_CONFIGS = [
+        InstructionsConfig(name="all", version=_VERSION, description="every instruction source"),
+        *[InstructionsConfig(name=s.value, version=_VERSION, source=s.value) for s in InstructionSource],
+        InstructionsConfig(
+            name="generation", version=_VERSION, full_columns=True, description="all generation columns and errors"
+        ),
+    ]
+    DEFAULT_CONFIG_NAME = "all"
+
+    def __init__(
+        self,
+        *args,
+        generated: Sequence[str | os.PathLike] = (),
+        original: bool = False,
+        original_files: Sequence[str | os.PathLike] | None = None,
+        original_revision: str | None = None,
+        **kwargs,
+    ):
+        # Inputs are builder attributes, not config fields: the cache layout needs config_id == config name so
+        # that load_dataset("lamini_lm/instructions", "<config>") finds it; the build hash covers the inputs.
+        self.generated = [os.fspath(p) for p in generated]
+        self.original_files = [os.fspath(p) for p in original_files or []]
+        self.original = bool(original or self.original_files)
+        self.original_revision = original_revision
+        self.skipped: Counter[str] = Counter()
+        kwargs.setdefault("dataset_name", "instructions")
+        # Prepared data is cached under a hash of the inputs, so other (or rewritten) inputs are never served stale.
+        if kwargs.get("hash") is None:
+            inputs = self.generated + self.original_files
+            kwargs["hash"] = inputs_fingerprint(inputs, f"{self.original}|{original_revision}")[:16]
+        super().__init__(*args, **kwargs)
+
+    def _info(self) -> datasets.DatasetInfo:
+        return datasets.DatasetInfo(
+            description=card_description("instructions"),
+            features=generation_features() if self.config.full_columns else _lamini_features(),
+            homepage="https://github.com/mbzuai-nlp/LaMini-LM",
+            license="cc-by-nc-4.0",
+        )
+
+    def _split_generators(self, dl_manager):
+        inputs = list(self.generated)
+        data_dir = self.config.data_dir
+        if data_dir and is_saved_dataset(data_dir):
+            inputs.append(data_dir)
+        else:
+            inputs += local_files(None, data_dir)
+        inputs += local_files(self.config.data_files)
+        if self.original:
+            files = self.original_files or dl_manager.download(
+                hub_files(LAMINI_REPO, "data/*.parquet", revision=self.original_revision)
+            )
+            inputs += list(files)
+        if not inputs:
+            raise ValueError("nothing to build: pass generated=[folders of generation runs] and/or original=True")
+        return [datasets.SplitGenerator(name=datasets.Split.TRAIN, gen_kwargs={"inputs": inputs})]
+
+    def _generate_shards(self, inputs):
+        yield from inputs
+
+    def _generate_tables(self, inputs: list[str]) -> Iterator[tuple[Key, pa.Table]]:
+        self.skipped = Counter()
+        for idx, path in enumerate(inputs):
+            for batch_idx, table in enumerate(self._tables(path)):
+                if table.num_rows:
+                    yield Key(idx, batch_idx), table
+        if self.skipped:
+            logger.warning("%s: skipped %s", self.config.name, dict(self.skipped))
+
+    def _tables(self, path: str) -> Iterator[pa.Table]:
+        """The input in batches of this config's schema; the projection and the checks run in Arrow."""
+        if is_saved_dataset(path):
+            loaded = datasets.load_from_disk(path)
+            parts = [(path, loaded)] if isinstance(loaded, datasets.Dataset) else sorted(loaded.items())
+            for split, ds in parts:
+                where = path if split == path else f"{path} (split {split})"
+                columns = [c for c in GENERATION_COLUMNS if c in ds.column_names]
+                offset = 0
+                for table in ds.select_columns(columns).with_format("arrow").iter(batch_size=_BATCH):
+                    yield self._project(table, where, lambda i, o=offset: o + i + 1, "row")
+                    offset += table.num_rows
+        elif str(path).lower().endswith(".parquet"):
+            with open_source(path, "rb") as f:
+                pf = pq.ParquetFile(f)
+                columns = [c for c in GENERATION_COLUMNS if c in pf.schema_arrow.names]
+                offset = 0
+                for batch in pf.iter_batches(batch_size=_BATCH, columns=columns):
+                    yield self._project(pa.Table.from_batches([batch]), path, lambda i, o=offset: o + i + 1, "row")
+                    offset += batch.num_rows
+        else:  # JSON Lines, JSON, CSV: parsed row by row, so each row's fields are checked with its line number
+            rows, lines = [], []
+            for line, row in iter_records(path):
+                for name in ("instruction_source", "instruction", "response", "error"):
+                    if name in ("instruction_source", "instruction", "response") or name in row:
+                        field_value(row, name, path, line, optional=name in ("response", "error"))
+                rows.append({k: v for k, v in row.items() if k in GENERATION_COLUMNS})
+                lines.append(line)
+                if len(rows) == _BATCH:
+                    yield self._project(pa.Table.from_pylist(rows), path, lines.__getitem__, "line")
+                    rows, lines = [], []
+            if rows:
+                yield self._project(pa.Table.from_pylist(rows), path, lines.__getitem__, "line")
+
+    def _project(self, table: pa.Table, where: str, line_of: Callable[[int], int], unit: str) -> pa.Table:
+        """``table`` checked, filtered to this config's rows (failed ones skipped and counted) and cast to its
+        schema. Bad values raise :class:`DataFileError` with the line (or row) of the first one."""
+        names = table.column_names
+        for column in LAMINI_COLUMNS:
+            if column not in names:
+                raise DataFileError(where, None, column, f"column missing (the data has {names})")
+        for column in (*LAMINI_COLUMNS, "error"):
+            kind = table.schema.field(column).type if column in names else pa.null()
+            if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+                raise DataFileError(where, None, column, f"column has type {kind}, expected string")
+        source = table["instruction_source"].combine_chunks()
+        valid = pc.fill_null(pc.is_in(source, value_set=_SOURCES), False)
+        if not pc.all(valid).as_py():
+            i = pc.index(valid, False).as_py()
+            value = source[i].as_py()
+            problem = "is null" if value is None else f"unknown instruction_source {value!r}; expected one of: "
+            problem += _SOURCE_LIST if value is not None else ""
+            raise DataFileError(where, line_of(i), "instruction_source", problem, unit)
+        null_instruction = pc.is_null(table["instruction"].combine_chunks())
+        if pc.any(null_instruction).as_py():
+            i = pc.index(null_instruction, True).as_py()
+            raise DataFileError(where, line_of(i), "instruction", "is null", unit)
+        mask = None if self.config.source is None else pc.equal(source, self.config.source)
+        if not self.config.full_columns:
+            has_error = (
+                pc.is_valid(table["error"].combine_chunks()) if "error" in names else pa.repeat(False, len(table))
+            )
+            failed = pc.or_(has_error, pc.is_null(table["response"].combine_chunks()))
+            counted = failed if mask is None else pc.and_(failed, mask)
+            self.skipped["error"] += pc.sum(pc.and_(counted, has_error)).as_py() or 0
+            self.skipped["no_response"] += pc.sum(pc.and_(counted, pc.invert(has_error))).as_py() or 0
+            mask = pc.invert(failed) if mask is None else pc.and_(mask, pc.invert(failed))
+        if mask is not None:
+            table = table.filter(mask)
+        return self._conform(table, where)
+
+    def _conform(self, table: pa.Table, where: str) -> pa.Table:
+        """``table`` with exactly the columns and types of this config; absent generation columns get defaults."""
+        schema = self.info.features.arrow_schema
+        columns = []
+        for field in schema:
+            column = table[field.name] if field.name in table.column_names else pa.nulls(len(table), field.type)
+            try:
+                column = column.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                raise DataFileError(where, None, field.name, f"cannot be read as {field.type}: {e}") from None
+            if field.name in _EMPTY:
+                column = pc.fill_null(column, pa.scalar(_EMPTY[field.name], type=field.type))
+            columns.append(column)
+        return pa.Table.from_arrays(columns, schema=schema)
