@@ -1,0 +1,187 @@
+"""Text normalisation, ROUGE tokenisation and vectorised token/n-gram hashing shared by dedup and decontamination.
+
+Tokens follow ``rouge_score``'s tokenizer exactly (lower-case, every run of characters outside ``[a-z0-9]`` is a
+separator, no stemming: Self-Instruct's ``RougeScorer(["rougeL"], use_stemmer=False)``), so a ROUGE-L computed on
+these tokens equals ``rouge_score``'s.
+
+Example:
+    >>> from lamini_lm.quality.text import normalize, rouge_tokens, rouge_l
+    >>> normalize("  Name   THREE primary colours. ")
+    'name three primary colours'
+    >>> rouge_tokens("What's 2+2?")
+    ['what', 's', '2', '2']
+    >>> round(rouge_l(rouge_tokens("name three colours"), rouge_tokens("name three primary colours")), 3)
+    0.857
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "TokenizedTexts",
+    "lcs_length",
+    "ngram_hashes",
+    "normalize",
+    "rouge_l",
+    "rouge_tokens",
+    "tokenize_texts",
+]
+
+_TOKEN_RE = re.compile(r"[a-z0-9]+")
+_SPACE_RE = re.compile(r"\s+")
+# Trailing sentence punctuation and wrapping quotes say nothing about the task; inner punctuation can ("C" vs "C++").
+_EDGE_PUNCT = " \t\n.?!;:,\"'`“”‘’«»"
+_ALL_PUNCT_RE = re.compile(r"[^\w\s]+")
+_MASK64 = (1 << 64) - 1
+
+
+def normalize(text: str, punctuation: str = "edges") -> str:
+    """The exact-duplicate key of a text: Unicode NFKC, case-folded, white space collapsed.
+
+    Args:
+        punctuation: ``"edges"`` (default) drops punctuation and quotes at both ends; ``"strip"`` drops all
+            punctuation; ``"keep"`` keeps it.
+    """
+    text = unicodedata.normalize("NFKC", text).casefold()
+    if punctuation == "strip":
+        text = _ALL_PUNCT_RE.sub(" ", text)
+    elif punctuation == "edges":
+        text = text.strip(_EDGE_PUNCT)
+    elif punctuation != "keep":
+        raise ValueError(f"punctuation must be 'edges', 'strip' or 'keep', got {punctuation!r}")
+    return _SPACE_RE.sub(" ", text).strip()
+
+
+def rouge_tokens(text: str) -> list[str]:
+    """``rouge_score.tokenize.tokenize(text, None)``, as one regex."""
+    return _TOKEN_RE.findall(text.lower())
+
+
+def lcs_length(a: Sequence, b: Sequence) -> int:
+    """Length of the longest common subsequence of two token sequences (bit-parallel, Hyyrö 2004)."""
+    if len(a) < len(b):
+        a, b = b, a
+    if not b:
+        return 0
+    masks: dict = {}
+    for i, tok in enumerate(b):
+        masks[tok] = masks.get(tok, 0) | (1 << i)
+    full = (1 << len(b)) - 1
+    v = full
+    for tok in a:
+        m = masks.get(tok)
+        if m is not None:
+            u = v & m
+            v = ((v + u) | (v - u)) & full
+    return len(b) - v.bit_count()
+
+
+def rouge_l(a: Sequence, b: Sequence) -> float:
+    """ROUGE-L F-measure of two token sequences (symmetric; equals ``rouge_score``'s ``fmeasure``)."""
+    if not a or not b:
+        return 0.0
+    lcs = lcs_length(a, b)
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len(b), lcs / len(a)
+    return 2 * precision * recall / (precision + recall)
+
+
+@dataclass
+class TokenizedTexts:
+    """Many texts as one flat array of token ids plus row offsets (row ``i`` is ``ids[offsets[i]:offsets[i+1]]``).
+
+    ``token_hash[id]`` is a stable 64-bit hash of the token string (the same across runs and corpora), which the
+    n-gram and MinHash code uses; ids themselves depend on the order tokens were first seen.
+    """
+
+    ids: np.ndarray  # int32, all tokens of all rows
+    offsets: np.ndarray  # int64, len(rows) + 1
+    vocab: dict[str, int]
+    token_hash: np.ndarray  # uint64, one per vocab id
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def row(self, i: int) -> np.ndarray:
+        return self.ids[self.offsets[i] : self.offsets[i + 1]]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+def _stable_hash(token: str) -> int:
+    return int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def tokenize_texts(texts: Iterable[str], vocab: dict[str, int] | None = None) -> TokenizedTexts:
+    """Tokenise texts with :func:`rouge_tokens` into a :class:`TokenizedTexts` (a shared ``vocab`` may be passed)."""
+    vocab = {} if vocab is None else vocab
+    ids: list[int] = []
+    lengths: list[int] = []
+    add = vocab.setdefault
+    findall = _TOKEN_RE.findall
+    for text in texts:
+        toks = findall(text.lower()) if text else []
+        lengths.append(len(toks))
+        ids.extend([add(t, len(vocab)) for t in toks])
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    token_hash = np.fromiter((_stable_hash(t) for t in vocab), dtype=np.uint64, count=len(vocab))
+    return TokenizedTexts(np.asarray(ids, dtype=np.int32), offsets, vocab, token_hash)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a cheap, well-mixing bijection on uint64 arrays (wraps silently, by design)."""
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint64(30))
+        x = x * np.uint64(0xBF58476D1CE4E5B9)
+        x = x ^ (x >> np.uint64(27))
+        x = x * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def ngram_hashes(tok: TokenizedTexts, n: int, pad: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """64-bit hashes of every word n-gram of every row, and the row each came from.
+
+    Args:
+        n: n-gram length in tokens.
+        pad: also emit the n-grams of a row that has fewer than ``n`` tokens (as one shorter n-gram), so that no
+            non-empty row is left without a shingle (MinHash needs that; decontamination does not).
+
+    Returns:
+        ``(hashes, rows)``: uint64 and int64 arrays of equal length.
+    """
+    h = tok.token_hash[tok.ids] if len(tok.ids) else np.zeros(0, dtype=np.uint64)
+    lengths = tok.lengths
+    row_of_token = np.repeat(np.arange(len(tok), dtype=np.int64), lengths)
+    acc = h.copy()
+    with np.errstate(over="ignore"):
+        for k in range(1, n):
+            # acc[i] = hash of tokens i..i+k, built left to right; positions whose window crosses a row end are dropped
+            acc = _mix64(acc[:-1] * np.uint64(0x9E3779B97F4A7C15) + h[k:]) if len(acc) else acc
+    starts = np.arange(len(acc), dtype=np.int64)
+    valid = (starts + n) <= tok.offsets[1:][row_of_token[: len(acc)]] if len(acc) else np.zeros(0, dtype=bool)
+    hashes, rows = acc[valid], row_of_token[: len(acc)][valid]
+    if pad and n > 1:
+        short = np.flatnonzero((lengths > 0) & (lengths < n))
+        if len(short):
+            extra = np.array([_short_hash(tok, i) for i in short], dtype=np.uint64)
+            hashes, rows = np.concatenate([hashes, extra]), np.concatenate([rows, short])
+    return hashes, rows
+
+
+def _short_hash(tok: TokenizedTexts, i: int) -> int:
+    acc = 0
+    for t in tok.token_hash[tok.row(i)].tolist():
+        acc = (acc * 0x9E3779B97F4A7C15 + t) & _MASK64
+        acc = int(_mix64(np.array([acc], dtype=np.uint64))[0])
+    return acc ^ 0x5BD1E995  # differs from a full-length n-gram of the same tokens
