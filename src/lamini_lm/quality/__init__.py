@@ -14,9 +14,11 @@ Example:
     1
 """
 
+from lamini_lm.quality.card import build_release, dataset_card, push_dataset
 from lamini_lm.quality.decontaminate import EVAL_SETS, NgramIndex, decontaminate, load_eval_set
 from lamini_lm.quality.dedup import DedupConfig, brute_force_rouge_keep, dedup, dedup_texts
 from lamini_lm.quality.filters import FilterConfig, filter_rows
+from lamini_lm.quality.stats import compute_stats
 
 __all__ = [
     "EVAL_SETS",
@@ -24,9 +26,13 @@ __all__ = [
     "FilterConfig",
     "NgramIndex",
     "brute_force_rouge_keep",
+    "build_release",
+    "compute_stats",
+    "dataset_card",
     "decontaminate",
     "dedup",
     "dedup_texts",
     "filter_rows",
     "load_eval_set",
+    "push_dataset",
 ]
