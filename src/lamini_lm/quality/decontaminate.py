@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lamini_lm.quality.io import column, load_table
-from lamini_lm.quality.text import ngram_hashes, tokenize_texts
+from lamini_lm.quality.text import TokenizedTexts, ngram_hashes, tokenize_texts
 
 if TYPE_CHECKING:
     import datasets
@@ -141,11 +141,12 @@ class NgramIndex:
         out[cand[hit]] = self.masks[pos[hit]]
         return out
 
-    def row_masks(self, texts: Sequence[str]) -> np.ndarray:
-        """Task bit mask per text: the tasks sharing at least one n-gram with it."""
-        h, rows = ngram_hashes(tokenize_texts(texts), self.ngram)
+    def row_masks(self, texts: Sequence[str] | TokenizedTexts) -> np.ndarray:
+        """Task bit mask per text: the tasks sharing at least one n-gram with it (texts may come tokenised)."""
+        tok = texts if isinstance(texts, TokenizedTexts) else tokenize_texts(texts)
+        h, rows = ngram_hashes(tok, self.ngram)
         m = self.lookup(h)
-        out = np.zeros(len(texts), dtype=np.uint64)
+        out = np.zeros(len(tok), dtype=np.uint64)
         hit = np.flatnonzero(m)
         np.bitwise_or.at(out, rows[hit], m[hit])
         return out

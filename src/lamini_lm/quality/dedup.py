@@ -75,6 +75,7 @@ class DedupResult:
     dup_of: np.ndarray
     score: np.ndarray
     stats: dict[str, Any]
+    tokens: TokenizedTexts | None = None  # the ROUGE tokens of the texts (when the near pass ran), for reuse
 
     @property
     def keep(self) -> np.ndarray:
@@ -128,6 +129,7 @@ def dedup_texts(texts: Sequence[str], config: DedupConfig | None = None, **overr
     cfg = DedupConfig(**{**asdict(config or DedupConfig()), **overrides})
     n = len(texts)
     stats: dict[str, Any] = {"rows_in": n, "seconds": {}}
+    tok = None
     reason = np.zeros(n, dtype="<U5")
     dup_of = np.full(n, -1, dtype=np.int64)
     score = np.zeros(n, dtype=np.float32)
@@ -162,7 +164,7 @@ def dedup_texts(texts: Sequence[str], config: DedupConfig | None = None, **overr
             "dedup near: %d candidate pairs, %d ROUGE-L checks, %d rows removed", len(pairs), checked, int(hit.sum())
         )
     stats["seconds"]["total"] = round(time.perf_counter() - t0, 3)
-    return DedupResult(reason, dup_of, score, stats)
+    return DedupResult(reason, dup_of, score, stats, tok)
 
 
 def dedup(

@@ -3,8 +3,7 @@
 datasketch's ``MinHash``/``MinHashLSH`` is the documented baseline (``benchmarks/bench_dedup.py`` times its plain
 serial loop); this module computes the same kind of signature with numpy over all rows at once: a row's shingles are
 word n-grams hashed to 64 bits (:func:`lamini_lm.quality.text.ngram_hashes`), each of ``num_perm`` hash functions is
-a multiply-add-shift permutation ``(a * x + b) >> 32`` and the signature is the per-row minimum
-(``np.minimum.reduceat``).
+a 32-bit permutation ``(x ^ b) * a mod 2**32`` and the signature is the per-row minimum (``np.minimum.reduceat``).
 The signature is cut into ``bands`` bands of ``rows`` values; rows whose band values are all equal in some band are
 candidates.
 
@@ -37,8 +36,8 @@ _SHARED: dict = {}
 
 def _perm_params(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    a = rng.integers(1, 2**63, size=num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)  # odd multipliers
-    b = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64)
+    a = rng.integers(0, 2**31, size=num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)  # odd multipliers
+    b = rng.integers(0, 2**32, size=num_perm, dtype=np.uint32)
     return a, b
 
 
@@ -53,16 +52,19 @@ def _keys_for_rows(lo: int, hi: int) -> np.ndarray:
     keys[:, ~nonempty] = _mix64(np.arange(lo, hi, dtype=np.uint64)[~nonempty] + np.uint64(0xA5A5))
     if s1 == s0:
         return keys
-    x = hashes[s0:s1]
+    # uint32 arithmetic: half the memory traffic of uint64 and twice the SIMD lanes. Each permutation is the
+    # bijection x -> (x ^ b) * a mod 2^32 (a odd) of the shingle's 32-bit hash.
+    x = (hashes[s0:s1] >> np.uint64(32)).astype(np.uint32)
     seg = (starts[lo:hi] - s0)[nonempty]
     with np.errstate(over="ignore"):
         for band in range(bands):
             cols = slice(band * rows, (band + 1) * rows)
-            perm = (x[:, None] * a[None, cols] + b[None, cols]) >> np.uint64(32)
-            sig = np.minimum.reduceat(perm, seg, axis=0)  # (nonempty rows, rows)
-            acc = np.full(len(sig), band, dtype=np.uint64)
+            # (rows, shingles) layout: reduceat then runs over contiguous memory, ~5x faster than the transpose
+            perm = (x[None, :] ^ b[cols, None]) * a[cols, None]
+            sig = np.minimum.reduceat(perm, seg, axis=1).astype(np.uint64)  # (rows, nonempty rows)
+            acc = np.full(sig.shape[1], band, dtype=np.uint64)
             for r in range(rows):
-                acc = _mix64(acc * np.uint64(0x9E3779B97F4A7C15) + sig[:, r])
+                acc = _mix64(acc * np.uint64(0x9E3779B97F4A7C15) + sig[r])
             keys[band, nonempty] = acc
     return keys
 

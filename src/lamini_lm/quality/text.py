@@ -163,11 +163,12 @@ def ngram_hashes(tok: TokenizedTexts, n: int, pad: bool = False) -> tuple[np.nda
     h = tok.token_hash[tok.ids] if len(tok.ids) else np.zeros(0, dtype=np.uint64)
     lengths = tok.lengths
     row_of_token = np.repeat(np.arange(len(tok), dtype=np.int64), lengths)
+    # Polynomial hash over the (already well-mixed) token hashes, then one finaliser: two array passes per word.
     acc = h.copy()
     with np.errstate(over="ignore"):
         for k in range(1, n):
-            # acc[i] = hash of tokens i..i+k, built left to right; positions whose window crosses a row end are dropped
-            acc = _mix64(acc[:-1] * np.uint64(0x9E3779B97F4A7C15) + h[k:]) if len(acc) else acc
+            acc = acc[:-1] * np.uint64(0x9E3779B97F4A7C15) + h[k:] if len(acc) else acc
+        acc = _mix64(acc)
     starts = np.arange(len(acc), dtype=np.int64)
     valid = (starts + n) <= tok.offsets[1:][row_of_token[: len(acc)]] if len(acc) else np.zeros(0, dtype=bool)
     hashes, rows = acc[valid], row_of_token[: len(acc)][valid]
