@@ -74,6 +74,8 @@ def band_keys(
     *,
     ngram: int = 2,
     ngram_min: int | None = None,
+    short_unigrams: int = 0,
+    edges: bool = True,
     bands: int = 32,
     rows: int = 4,
     seed: int = 42,
@@ -82,10 +84,23 @@ def band_keys(
 ) -> np.ndarray:
     """LSH band keys of every row: a ``(bands, len(tok))`` uint64 array (MinHash with ``bands * rows`` permutations).
 
-    Shingles are the word n-grams of lengths ``ngram_min`` (default ``ngram``) to ``ngram``.
+    Shingles are the word n-grams of lengths ``ngram_min`` (default ``ngram``) to ``ngram``, plus the single words
+    of rows shorter than ``short_unigrams`` tokens, plus (``edges``) a row's first and last word as two shingles.
     """
     ngram_min = ngram if ngram_min is None else ngram_min
     parts = [ngram_hashes(tok, k, pad=True) for k in range(ngram_min, ngram + 1)]
+    if edges and len(tok.ids):
+        # "^first" and "last$" shingles: an edit of a short row keeps its ends, so its Jaccard stays high.
+        rows_ne = np.flatnonzero(tok.lengths > 0)
+        first = tok.token_hash[tok.ids[tok.offsets[rows_ne]]]
+        last = tok.token_hash[tok.ids[tok.offsets[rows_ne + 1] - 1]]
+        parts.append((_mix64(first ^ np.uint64(0x2545F4914F6CDD1D)), rows_ne))
+        parts.append((_mix64(last ^ np.uint64(0x7FB5D329728EA185)), rows_ne))
+    if short_unigrams and ngram_min > 1:
+        # One edit changes most bigrams of a short row; its words keep the Jaccard of a near duplicate high.
+        uni, uni_rows = ngram_hashes(tok, 1)
+        short = tok.lengths[uni_rows] < short_unigrams
+        parts.append((_mix64(uni[short] ^ np.uint64(0x51ED270B)), uni_rows[short]))
     hashes, row_of = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     if len(row_of) and np.any(row_of[1:] < row_of[:-1]):
         order = np.argsort(row_of, kind="stable")
@@ -116,6 +131,8 @@ def candidate_pairs(
     *,
     ngram: int = 2,
     ngram_min: int | None = None,
+    short_unigrams: int = 0,
+    edges: bool = True,
     bands: int = 32,
     rows: int = 4,
     seed: int = 42,
@@ -132,7 +149,17 @@ def candidate_pairs(
             buckets is logged).
     """
     if keys is None:
-        keys = band_keys(tok, ngram=ngram, ngram_min=ngram_min, bands=bands, rows=rows, seed=seed, num_proc=num_proc)
+        keys = band_keys(
+            tok,
+            ngram=ngram,
+            ngram_min=ngram_min,
+            short_unigrams=short_unigrams,
+            edges=edges,
+            bands=bands,
+            rows=rows,
+            seed=seed,
+            num_proc=num_proc,
+        )
     n = keys.shape[1]
     found: list[np.ndarray] = []
     capped = 0
