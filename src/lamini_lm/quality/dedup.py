@@ -58,9 +58,6 @@ class DedupConfig:
         default=0.7, metadata={"help": "drop a row whose ROUGE-L with an earlier kept row exceeds it"}
     )
     ngram: int = field(default=2, metadata={"help": "MinHash shingle: word n-gram length"})
-    short_unigrams: int = field(
-        default=0, metadata={"help": "also shingle single words of rows shorter than this many words (0: never)"}
-    )
     edges: bool = field(default=True, metadata={"help": "also shingle a row's first and last word (short rows)"})
     bands: int = field(default=32, metadata={"help": "LSH bands (num_perm = bands * rows)"})
     rows: int = field(default=4, metadata={"help": "MinHash values per LSH band"})
@@ -151,7 +148,6 @@ def dedup_texts(texts: Sequence[str], config: DedupConfig | None = None, **overr
         pairs = candidate_pairs(
             tok,
             ngram=cfg.ngram,
-            short_unigrams=cfg.short_unigrams,
             edges=cfg.edges,
             bands=cfg.bands,
             rows=cfg.rows,

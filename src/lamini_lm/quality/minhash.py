@@ -74,7 +74,6 @@ def band_keys(
     *,
     ngram: int = 2,
     ngram_min: int | None = None,
-    short_unigrams: int = 0,
     edges: bool = True,
     bands: int = 32,
     rows: int = 4,
@@ -84,8 +83,8 @@ def band_keys(
 ) -> np.ndarray:
     """LSH band keys of every row: a ``(bands, len(tok))`` uint64 array (MinHash with ``bands * rows`` permutations).
 
-    Shingles are the word n-grams of lengths ``ngram_min`` (default ``ngram``) to ``ngram``, plus the single words
-    of rows shorter than ``short_unigrams`` tokens, plus (``edges``) a row's first and last word as two shingles.
+    Shingles are the word n-grams of lengths ``ngram_min`` (default ``ngram``) to ``ngram``, plus (``edges``) a
+    row's first and last word as two shingles.
     """
     ngram_min = ngram if ngram_min is None else ngram_min
     parts = [ngram_hashes(tok, k, pad=True) for k in range(ngram_min, ngram + 1)]
@@ -96,11 +95,6 @@ def band_keys(
         last = tok.token_hash[tok.ids[tok.offsets[rows_ne + 1] - 1]]
         parts.append((_mix64(first ^ np.uint64(0x2545F4914F6CDD1D)), rows_ne))
         parts.append((_mix64(last ^ np.uint64(0x7FB5D329728EA185)), rows_ne))
-    if short_unigrams and ngram_min > 1:
-        # One edit changes most bigrams of a short row; its words keep the Jaccard of a near duplicate high.
-        uni, uni_rows = ngram_hashes(tok, 1)
-        short = tok.lengths[uni_rows] < short_unigrams
-        parts.append((_mix64(uni[short] ^ np.uint64(0x51ED270B)), uni_rows[short]))
     hashes, row_of = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     if len(row_of) and np.any(row_of[1:] < row_of[:-1]):
         order = np.argsort(row_of, kind="stable")
@@ -131,7 +125,6 @@ def candidate_pairs(
     *,
     ngram: int = 2,
     ngram_min: int | None = None,
-    short_unigrams: int = 0,
     edges: bool = True,
     bands: int = 32,
     rows: int = 4,
@@ -153,7 +146,6 @@ def candidate_pairs(
             tok,
             ngram=ngram,
             ngram_min=ngram_min,
-            short_unigrams=short_unigrams,
             edges=edges,
             bands=bands,
             rows=rows,
