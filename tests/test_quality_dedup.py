@@ -118,3 +118,20 @@ def test_empty_rows_and_missing_column():
     assert res.reason.tolist() == ["", "exact", "exact", "", "", ""]
     with pytest.raises(KeyError, match="instruction"):
         dedup(datasets.Dataset.from_dict({"text": ["a"]}))
+
+
+def test_short_rows_with_one_edit():
+    """One edit changes most bigrams of a short row; the first/last-word shingles keep recall high there."""
+    rng = random.Random(5)
+    texts = []
+    for i in range(300):
+        row = [rng.choice(WORDS) for _ in range(rng.randint(3, 8))]
+        edited = list(row)
+        edited.insert(rng.randrange(1, len(row)), f"extra{i}")
+        texts += [" ".join(row), " ".join(edited)]
+    rule = ~brute_force_rouge_keep(texts)
+    assert rule.sum() > 200
+    with_edges = ~dedup_texts(texts, num_proc=1).keep
+    without = ~dedup_texts(texts, num_proc=1, edges=False).keep
+    assert not (with_edges & ~rule).any()  # never removes what the rule keeps
+    assert (with_edges & rule).sum() / rule.sum() > 0.9 > (without & rule).sum() / rule.sum()
