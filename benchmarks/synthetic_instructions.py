@@ -77,7 +77,8 @@ def make_rows(
     shares = np.array([SOURCE_SHARES[s][0] for s in names])
     src = rng.choice(len(names), size=n_base, p=shares / shares.sum())
     median = np.array([SOURCE_SHARES[s][1] for s in names])[src]
-    lengths = np.clip(np.round(rng.lognormal(np.log(median), 0.5)), 4, 120).astype(np.int64)
+    # at least 6 words: shorter random rows would often be ROUGE-L > 0.7 duplicates by chance, blurring the labels
+    lengths = np.clip(np.round(rng.lognormal(np.log(median), 0.5)), 6, 120).astype(np.int64)
     total = int(lengths.sum())
     is_stop = rng.random(total) < 0.4
     words = np.where(is_stop, np.array(STOPWORDS, dtype=object)[rng.integers(0, len(STOPWORDS), total)], "")

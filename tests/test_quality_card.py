@@ -99,7 +99,7 @@ def test_card_renders_and_round_trips(tmp_path):
         "eprint     = {2304.14402}",
     ):
         assert needle.lower() in text.lower(), needle
-    assert "Exact pass (NFKC, case-folded, white space collapsed, punctuation\n`edges`): 1 removed" in text
+    assert "Exact pass (NFKC, lower-cased, white space collapsed, punctuation\n`edges`): 1 removed" in text
 
 
 def test_build_release_folder(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from rouge_score import rouge_scorer, tokenize
 
 from lamini_lm.quality import DedupConfig, brute_force_rouge_keep, dedup, dedup_texts
-from lamini_lm.quality.text import normalize, rouge_l, rouge_tokens
+from lamini_lm.quality.text import normalize, normalize_many, rouge_l, rouge_tokens, tokenize_texts
 
 WORDS = [f"w{i}" for i in range(3000)] + "the a of to and in is for that on with as it by".split() * 40
 
@@ -47,9 +47,19 @@ def test_tokens_and_rouge_match_rouge_score():
     samples += [" ".join(rng.choice(WORDS[:40]) for _ in range(rng.randint(0, 15))) for _ in range(200)]
     for text in samples:
         assert rouge_tokens(text) == tokenize.tokenize(text, None)
+    tok = tokenize_texts([*samples, None, "İstanbul K\u212a 50％"])  # vectorised ASCII path + Python for the rest
+    words = list(tok.vocab)
+    for i, text in enumerate([*samples, "", "İstanbul K\u212a 50％"]):
+        assert [words[t] for t in tok.row(i).tolist()] == tokenize.tokenize(text, None), text
     for a, b in zip(samples, samples[1:]):
         expected = scorer.score(a, b)["rougeL"].fmeasure
         assert rouge_l(rouge_tokens(a), rouge_tokens(b)) == pytest.approx(expected, abs=1e-12)
+
+
+def test_normalize_many_matches_normalize():
+    texts = ["  Name\tTHREE  colours. ", "x\x0b\x1cy", "«Quoted»", "Straße", "\u00a0nbsp\u2003em ", "C++?", "", "...!"]
+    for punctuation in ("edges", "keep", "strip"):
+        assert normalize_many(texts, punctuation) == [normalize(t, punctuation) for t in texts]
 
 
 def test_normalize_keys():

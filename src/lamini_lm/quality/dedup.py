@@ -1,6 +1,6 @@
 """Deduplication in three passes, each saying what it removed and why.
 
-1. **exact**: rows whose normalised text (NFKC, case-folded, white space collapsed, edge punctuation dropped; see
+1. **exact**: rows whose normalised text (NFKC, lower-cased, white space collapsed, edge punctuation dropped; see
    :func:`~lamini_lm.quality.text.normalize`) equals an earlier row's.
 2. **near**: MinHash LSH over word bigrams proposes candidate pairs (:mod:`lamini_lm.quality.minhash`).
 3. **rouge**: Self-Instruct's rule, checked only on the candidates: in row order, a row is dropped when its ROUGE-L
@@ -33,7 +33,7 @@ import numpy as np
 
 from lamini_lm.quality.io import column
 from lamini_lm.quality.minhash import candidate_pairs
-from lamini_lm.quality.text import TokenizedTexts, normalize, rouge_l, tokenize_texts
+from lamini_lm.quality.text import TokenizedTexts, normalize_many, rouge_l, tokenize_texts
 
 if TYPE_CHECKING:
     import datasets
@@ -86,8 +86,8 @@ class DedupResult:
 def _exact_pass(texts: Sequence[str], punctuation: str) -> np.ndarray:
     first: dict[str, int] = {}
     dup_of = np.full(len(texts), -1, dtype=np.int64)
-    for i, text in enumerate(texts):
-        j = first.setdefault(normalize(text or "", punctuation), i)
+    for i, key in enumerate(normalize_many(texts, punctuation)):
+        j = first.setdefault(key, i)
         if j != i:
             dup_of[i] = j
     return dup_of

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +29,7 @@ __all__ = [
     "lcs_length",
     "ngram_hashes",
     "normalize",
+    "normalize_many",
     "rouge_l",
     "rouge_tokens",
     "tokenize_texts",
@@ -36,6 +37,8 @@ __all__ = [
 
 _TOKEN_RE = re.compile(r"[a-z0-9]+")
 _SPACE_RE = re.compile(r"\s+")
+# What Python's \s matches among ASCII characters, spelled out for pyarrow's RE2 (whose \s is narrower).
+_ASCII_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f ]+"
 # Trailing sentence punctuation and wrapping quotes say nothing about the task; inner punctuation can ("C" vs "C++").
 _EDGE_PUNCT = " \t\n.?!;:,\"'`“”‘’«»"
 _ALL_PUNCT_RE = re.compile(r"[^\w\s]+")
@@ -43,20 +46,35 @@ _MASK64 = (1 << 64) - 1
 
 
 def normalize(text: str, punctuation: str = "edges") -> str:
-    """The exact-duplicate key of a text: Unicode NFKC, case-folded, white space collapsed.
+    """The exact-duplicate key of a text: Unicode NFKC, lower-cased, white space collapsed.
 
     Args:
         punctuation: ``"edges"`` (default) drops punctuation and quotes at both ends; ``"strip"`` drops all
             punctuation; ``"keep"`` keeps it.
     """
-    text = unicodedata.normalize("NFKC", text).casefold()
+    text = unicodedata.normalize("NFKC", text).lower()
     if punctuation == "strip":
         text = _ALL_PUNCT_RE.sub(" ", text)
-    elif punctuation == "edges":
-        text = text.strip(_EDGE_PUNCT)
-    elif punctuation != "keep":
+    elif punctuation not in ("edges", "keep"):
         raise ValueError(f"punctuation must be 'edges', 'strip' or 'keep', got {punctuation!r}")
-    return _SPACE_RE.sub(" ", text).strip()
+    text = _SPACE_RE.sub(" ", text)
+    return text.strip(_EDGE_PUNCT) if punctuation == "edges" else text.strip(" ")
+
+
+def normalize_many(texts: Sequence[str | None], punctuation: str = "edges") -> list[str]:
+    """:func:`normalize` of many texts; ASCII rows go through pyarrow's vectorised kernels (same keys, faster)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(texts, type=pa.large_string()).fill_null("")
+    ascii_ = pc.string_is_ascii(arr).to_numpy(zero_copy_only=False)
+    if punctuation not in ("edges", "keep") or not ascii_.any():
+        return [normalize(t or "", punctuation) for t in texts]
+    low = pc.replace_substring_regex(pc.ascii_lower(arr), _ASCII_SPACE, " ")
+    keys = pc.utf8_trim(low, _EDGE_PUNCT if punctuation == "edges" else " ").to_pylist()
+    for i in np.flatnonzero(~ascii_).tolist():
+        keys[i] = normalize(texts[i] or "", punctuation)
+    return keys
 
 
 def rouge_tokens(text: str) -> list[str]:
@@ -122,21 +140,41 @@ def _stable_hash(token: str) -> int:
     return int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
 
 
-def tokenize_texts(texts: Iterable[str], vocab: dict[str, int] | None = None) -> TokenizedTexts:
-    """Tokenise texts with :func:`rouge_tokens` into a :class:`TokenizedTexts` (a shared ``vocab`` may be passed)."""
-    vocab = {} if vocab is None else vocab
-    ids: list[int] = []
-    lengths: list[int] = []
-    add = vocab.setdefault
-    findall = _TOKEN_RE.findall
-    for text in texts:
-        toks = findall(text.lower()) if text else []
-        lengths.append(len(toks))
-        ids.extend([add(t, len(vocab)) for t in toks])
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    token_hash = np.fromiter((_stable_hash(t) for t in vocab), dtype=np.uint64, count=len(vocab))
-    return TokenizedTexts(np.asarray(ids, dtype=np.int32), offsets, vocab, token_hash)
+def tokenize_texts(texts: Sequence[str | None]) -> TokenizedTexts:
+    """Tokenise texts with :func:`rouge_tokens` into a :class:`TokenizedTexts`.
+
+    ASCII rows are tokenised by pyarrow's vectorised string kernels (lower-case, split on runs outside ``[a-z0-9]``:
+    the same tokens); the rare non-ASCII rows by :func:`rouge_tokens` itself, so the result is exactly
+    ``rouge_score``'s.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(texts, type=pa.large_string()).fill_null("")
+    n = len(arr)
+    cleaned = pc.utf8_trim(pc.replace_substring_regex(pc.ascii_lower(arr), "[^a-z0-9]+", " "), " ")
+    lists = pc.split_pattern(cleaned, " ")
+    tokens = pc.list_flatten(lists)
+    parent = pc.list_parent_indices(lists).to_numpy().astype(np.int64)
+    keep = pc.not_equal(tokens, "").to_numpy(zero_copy_only=False)
+    non_ascii = np.flatnonzero(~pc.string_is_ascii(arr).to_numpy(zero_copy_only=False))
+    if len(non_ascii):
+        keep &= ~np.isin(parent, non_ascii)
+    tokens, parent = tokens.filter(pa.array(keep)), parent[keep]
+    if len(non_ascii):
+        extra = [(i, t) for i in non_ascii.tolist() for t in rouge_tokens(texts[i] or "")]
+        if extra:
+            tokens = pa.concat_arrays([tokens, pa.array([t for _, t in extra], type=tokens.type)])
+            parent = np.concatenate([parent, np.array([i for i, _ in extra], dtype=np.int64)])
+            order = np.argsort(parent, kind="stable")  # appended rows slot into place; in-row order is kept
+            tokens, parent = tokens.take(pa.array(order)), parent[order]
+    encoded = pc.dictionary_encode(tokens)
+    ids = encoded.indices.to_numpy().astype(np.int32) if len(tokens) else np.zeros(0, dtype=np.int32)
+    words = encoded.dictionary.to_pylist() if len(tokens) else []
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(parent, minlength=n), out=offsets[1:])
+    token_hash = np.fromiter((_stable_hash(t) for t in words), dtype=np.uint64, count=len(words))
+    return TokenizedTexts(ids, offsets, {w: i for i, w in enumerate(words)}, token_hash)
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
