@@ -61,17 +61,62 @@ def normalize(text: str, punctuation: str = "edges") -> str:
     return text.strip(_EDGE_PUNCT) if punctuation == "edges" else text.strip(" ")
 
 
+def _ascii_mapped(texts: Sequence[str | None], table: np.ndarray):
+    """``texts`` as a pyarrow large_string array with every byte passed through ``table`` (a 256-entry byte map).
+
+    Only meaningful for ASCII rows (callers redo the others in Python): mapping bytes in numpy is one pass over the
+    buffer, where pyarrow's regex kernels cost as much as Python's ``re``.
+    """
+    import pyarrow as pa
+
+    arr = pa.array(texts, type=pa.large_string()).fill_null("")
+    if not isinstance(arr, pa.LargeStringArray):  # fill_null may return a ChunkedArray-free copy; normalise
+        arr = pa.array(arr.to_pylist(), type=pa.large_string())
+    offsets_buf, data_buf = arr.buffers()[1], arr.buffers()[2]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, dtype=np.uint8)
+    mapped = table[data]
+    out = pa.LargeStringArray.from_buffers(len(arr), offsets_buf, pa.py_buffer(mapped.tobytes()), offset=arr.offset)
+    return arr, out
+
+
+_LOWER = np.arange(256, dtype=np.uint8)
+_LOWER[65:91] += 32
+# rouge tokens: lower-case, everything outside [a-z0-9] becomes a space
+_TOKEN_TABLE = np.full(256, 32, dtype=np.uint8)
+for _c in b"abcdefghijklmnopqrstuvwxyz0123456789":
+    _TOKEN_TABLE[_c] = _c
+_TOKEN_TABLE[65:91] = np.arange(97, 123, dtype=np.uint8)
+# exact keys: lower-case, ASCII white space (as Python's str.isspace sees it) becomes a space
+_KEY_TABLE = _LOWER.copy()
+_KEY_TABLE[[9, 10, 11, 12, 13, 28, 29, 30, 31]] = 32
+
+
+def _words(arr):
+    """Split a pyarrow string array on single spaces, dropping the empty pieces: (flat words, parent row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lists = pc.split_pattern(arr, " ")
+    words = pc.list_flatten(lists)
+    parent = pc.list_parent_indices(lists).to_numpy().astype(np.int64)
+    keep = pc.not_equal(words, "").to_numpy(zero_copy_only=False)
+    return words.filter(pa.array(keep)), parent[keep]
+
+
 def normalize_many(texts: Sequence[str | None], punctuation: str = "edges") -> list[str]:
     """:func:`normalize` of many texts; ASCII rows go through pyarrow's vectorised kernels (same keys, faster)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    arr = pa.array(texts, type=pa.large_string()).fill_null("")
+    arr, mapped = _ascii_mapped(texts, _KEY_TABLE)
     ascii_ = pc.string_is_ascii(arr).to_numpy(zero_copy_only=False)
     if punctuation not in ("edges", "keep") or not ascii_.any():
         return [normalize(t or "", punctuation) for t in texts]
-    low = pc.replace_substring_regex(pc.ascii_lower(arr), _ASCII_SPACE, " ")
-    keys = pc.utf8_trim(low, _EDGE_PUNCT if punctuation == "edges" else " ").to_pylist()
+    words, parent = _words(mapped)  # collapse white space runs: split on spaces, drop empties, join with one space
+    offsets = np.zeros(len(arr) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(parent, minlength=len(arr)), out=offsets[1:])
+    joined = pc.binary_join(pa.LargeListArray.from_arrays(pa.array(offsets), words), pa.scalar(" ", pa.large_string()))
+    keys = pc.utf8_trim(joined, _EDGE_PUNCT if punctuation == "edges" else " ").to_pylist()
     for i in np.flatnonzero(~ascii_).tolist():
         keys[i] = normalize(texts[i] or "", punctuation)
     return keys
@@ -150,13 +195,10 @@ def tokenize_texts(texts: Sequence[str | None]) -> TokenizedTexts:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    arr = pa.array(texts, type=pa.large_string()).fill_null("")
+    arr, mapped = _ascii_mapped(texts, _TOKEN_TABLE)
     n = len(arr)
-    cleaned = pc.utf8_trim(pc.replace_substring_regex(pc.ascii_lower(arr), "[^a-z0-9]+", " "), " ")
-    lists = pc.split_pattern(cleaned, " ")
-    tokens = pc.list_flatten(lists)
-    parent = pc.list_parent_indices(lists).to_numpy().astype(np.int64)
-    keep = pc.not_equal(tokens, "").to_numpy(zero_copy_only=False)
+    tokens, parent = _words(mapped)
+    keep = np.ones(len(parent), dtype=bool)
     non_ascii = np.flatnonzero(~pc.string_is_ascii(arr).to_numpy(zero_copy_only=False))
     if len(non_ascii):
         keep &= ~np.isin(parent, non_ascii)
