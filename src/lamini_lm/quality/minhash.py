@@ -42,29 +42,32 @@ def _perm_params(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _keys_for_rows(lo: int, hi: int) -> np.ndarray:
-    """Band keys (bands, hi - lo) of rows lo..hi-1 from the shingles in _SHARED."""
-    hashes, starts, a, b, bands, rows = (_SHARED[k] for k in ("hashes", "starts", "a", "b", "bands", "rows"))
-    s0, s1 = starts[lo], starts[hi]
-    counts = np.diff(starts[lo : hi + 1])
-    nonempty = counts > 0
-    keys = np.empty((bands, hi - lo), dtype=np.uint64)
+    """Band keys (bands, hi - lo) of rows lo..hi-1 from the shingle parts in _SHARED."""
+    parts, a, b, bands, rows = (_SHARED[k] for k in ("parts", "a", "b", "bands", "rows"))
+    n = hi - lo
+    spans = []
+    nonempty = np.zeros(n, dtype=bool)
+    for x, starts in parts:
+        s0, s1 = int(starts[lo]), int(starts[hi])
+        has = np.diff(starts[lo : hi + 1]) > 0
+        nonempty |= has
+        if s1 > s0:
+            spans.append((x[s0:s1], (starts[lo:hi] - s0)[has], has))
+    keys = np.empty((bands, n), dtype=np.uint64)
     # Rows without a shingle (no token at all) get a key no other row has: they are never candidates.
     keys[:, ~nonempty] = _mix64(np.arange(lo, hi, dtype=np.uint64)[~nonempty] + np.uint64(0xA5A5))
-    if s1 == s0:
-        return keys
-    # uint32 arithmetic: half the memory traffic of uint64 and twice the SIMD lanes. Each permutation is the
-    # bijection x -> (x ^ b) * a mod 2^32 (a odd) of the shingle's 32-bit hash.
-    x = (hashes[s0:s1] >> np.uint64(32)).astype(np.uint32)
-    seg = (starts[lo:hi] - s0)[nonempty]
     with np.errstate(over="ignore"):
         for band in range(bands):
             cols = slice(band * rows, (band + 1) * rows)
-            # (rows, shingles) layout: reduceat then runs over contiguous memory, ~5x faster than the transpose
-            perm = (x[None, :] ^ b[cols, None]) * a[cols, None]
-            sig = np.minimum.reduceat(perm, seg, axis=1).astype(np.uint64)  # (rows, nonempty rows)
-            acc = np.full(sig.shape[1], band, dtype=np.uint64)
+            sig = np.full((rows, n), np.iinfo(np.uint32).max, dtype=np.uint32)
+            for x, seg, has in spans:
+                # uint32 permutations x -> (x ^ b) * a mod 2^32 (a odd), in a (rows, shingles) layout so that
+                # reduceat runs over contiguous memory (~5x faster than the transpose)
+                perm = (x[None, :] ^ b[cols, None]) * a[cols, None]
+                sig[:, has] = np.minimum(sig[:, has], np.minimum.reduceat(perm, seg, axis=1))
+            acc = np.full(int(nonempty.sum()), band, dtype=np.uint64)
             for r in range(rows):
-                acc = _mix64(acc * np.uint64(0x9E3779B97F4A7C15) + sig[r])
+                acc = _mix64(acc * np.uint64(0x9E3779B97F4A7C15) + sig[r, nonempty].astype(np.uint64))
             keys[band, nonempty] = acc
     return keys
 
@@ -87,37 +90,43 @@ def band_keys(
     row's first and last word as two shingles.
     """
     ngram_min = ngram if ngram_min is None else ngram_min
-    parts = [ngram_hashes(tok, k, pad=True) for k in range(ngram_min, ngram + 1)]
+    n = len(tok)
+    # Shingle parts, each sorted by row; a row's signature is the minimum over all parts (no concatenation, no sort).
+    parts = []
+
+    def add(hashes: np.ndarray, row_of: np.ndarray) -> None:
+        x = (hashes >> np.uint64(32)).astype(np.uint32)  # the permutations work on 32 bits
+        parts.append((x, np.searchsorted(row_of, np.arange(n + 1))))
+
+    for k in range(ngram_min, ngram + 1):
+        main = ngram_hashes(tok, k)
+        add(*main)
+        if k > 1 and not edges:  # rows shorter than k words get one shorter shingle (edges cover them otherwise)
+            full = ngram_hashes(tok, k, pad=True)
+            add(full[0][len(main[0]) :], full[1][len(main[1]) :])
     if edges and len(tok.ids):
         # "^first" and "last$" shingles: an edit of a short row keeps its ends, so its Jaccard stays high.
         rows_ne = np.flatnonzero(tok.lengths > 0)
-        first = tok.token_hash[tok.ids[tok.offsets[rows_ne]]]
-        last = tok.token_hash[tok.ids[tok.offsets[rows_ne + 1] - 1]]
-        parts.append((_mix64(first ^ np.uint64(0x2545F4914F6CDD1D)), rows_ne))
-        parts.append((_mix64(last ^ np.uint64(0x7FB5D329728EA185)), rows_ne))
-    hashes, row_of = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-    if len(row_of) and np.any(row_of[1:] < row_of[:-1]):
-        order = np.argsort(row_of, kind="stable")
-        hashes, row_of = hashes[order], row_of[order]
-    starts = np.searchsorted(row_of, np.arange(len(tok) + 1))
+        add(_mix64(tok.token_hash[tok.ids[tok.offsets[rows_ne]]] ^ np.uint64(0x2545F4914F6CDD1D)), rows_ne)
+        add(_mix64(tok.token_hash[tok.ids[tok.offsets[rows_ne + 1] - 1]] ^ np.uint64(0x7FB5D329728EA185)), rows_ne)
     a, b = _perm_params(bands * rows, seed)
-    _SHARED.update(hashes=hashes, starts=starts, a=a, b=b, bands=bands, rows=rows)
-    # Chunks of about chunk_shingles shingles keep the (shingles x rows) temporaries small.
+    _SHARED.update(parts=parts, a=a, b=b, bands=bands, rows=rows)
+    # Chunks of about chunk_shingles shingles keep the (rows x shingles) temporaries small.
+    starts = parts[0][1] if parts else np.zeros(n + 1, dtype=np.int64)
     bounds = [0]
-    target = chunk_shingles
-    while bounds[-1] < len(tok):
-        nxt = int(np.searchsorted(starts, starts[bounds[-1]] + target, side="right")) - 1
-        bounds.append(min(len(tok), max(nxt, bounds[-1] + 1)))
+    while bounds[-1] < n:
+        nxt = int(np.searchsorted(starts, starts[bounds[-1]] + chunk_shingles, side="right")) - 1
+        bounds.append(min(n, max(nxt, bounds[-1] + 1)))
     spans = list(zip(bounds[:-1], bounds[1:]))
     try:
         if num_proc > 1 and len(spans) > 1 and "fork" in multiprocessing.get_all_start_methods():
             with multiprocessing.get_context("fork").Pool(min(num_proc, os.cpu_count() or 1)) as pool:
-                parts = pool.starmap(_keys_for_rows, spans, chunksize=max(1, len(spans) // (4 * num_proc)))
+                out = pool.starmap(_keys_for_rows, spans, chunksize=max(1, len(spans) // (4 * num_proc)))
         else:
-            parts = [_keys_for_rows(lo, hi) for lo, hi in spans]
+            out = [_keys_for_rows(lo, hi) for lo, hi in spans]
     finally:
         _SHARED.clear()
-    return np.concatenate(parts, axis=1) if parts else np.zeros((bands, 0), dtype=np.uint64)
+    return np.concatenate(out, axis=1) if out else np.zeros((bands, 0), dtype=np.uint64)
 
 
 def candidate_pairs(

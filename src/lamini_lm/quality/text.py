@@ -98,7 +98,7 @@ def _words(arr):
 
     lists = pc.split_pattern(arr, " ")
     words = pc.list_flatten(lists)
-    parent = pc.list_parent_indices(lists).to_numpy().astype(np.int64)
+    parent = pc.list_parent_indices(lists).to_numpy().astype(np.int32)
     keep = pc.not_equal(words, "").to_numpy(zero_copy_only=False)
     return words.filter(pa.array(keep)), parent[keep]
 
@@ -207,7 +207,7 @@ def tokenize_texts(texts: Sequence[str | None]) -> TokenizedTexts:
         extra = [(i, t) for i in non_ascii.tolist() for t in rouge_tokens(texts[i] or "")]
         if extra:
             tokens = pa.concat_arrays([tokens, pa.array([t for _, t in extra], type=tokens.type)])
-            parent = np.concatenate([parent, np.array([i for i, _ in extra], dtype=np.int64)])
+            parent = np.concatenate([parent, np.array([i for i, _ in extra], dtype=np.int32)])
             order = np.argsort(parent, kind="stable")  # appended rows slot into place; in-row order is kept
             tokens, parent = tokens.take(pa.array(order)), parent[order]
     encoded = pc.dictionary_encode(tokens)
@@ -238,11 +238,11 @@ def ngram_hashes(tok: TokenizedTexts, n: int, pad: bool = False) -> tuple[np.nda
             non-empty row is left without a shingle (MinHash needs that; decontamination does not).
 
     Returns:
-        ``(hashes, rows)``: uint64 and int64 arrays of equal length.
+        ``(hashes, rows)``: uint64 and int32 arrays of equal length.
     """
     h = tok.token_hash[tok.ids] if len(tok.ids) else np.zeros(0, dtype=np.uint64)
     lengths = tok.lengths
-    row_of_token = np.repeat(np.arange(len(tok), dtype=np.int64), lengths)
+    row_of_token = np.repeat(np.arange(len(tok), dtype=np.int32), lengths)
     # Polynomial hash over the (already well-mixed) token hashes, then one finaliser: two array passes per word.
     acc = h.copy()
     with np.errstate(over="ignore"):
@@ -256,7 +256,7 @@ def ngram_hashes(tok: TokenizedTexts, n: int, pad: bool = False) -> tuple[np.nda
         short = np.flatnonzero((lengths > 0) & (lengths < n))
         if len(short):
             extra = np.array([_short_hash(tok, i) for i in short], dtype=np.uint64)
-            hashes, rows = np.concatenate([hashes, extra]), np.concatenate([rows, short])
+            hashes, rows = np.concatenate([hashes, extra]), np.concatenate([rows, short.astype(np.int32)])
     return hashes, rows
 
 
