@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from lamini_lm.quality.text import TokenizedTexts, _mix64, ngram_hashes
+from lamini_lm.quality.text import TokenizedTexts, _mix64, _ngram_chunks, ngram_hashes
 
 __all__ = ["band_keys", "candidate_pairs"]
 
@@ -99,11 +99,17 @@ def band_keys(
         parts.append((x, np.searchsorted(row_of, np.arange(n + 1))))
 
     for k in range(ngram_min, ngram + 1):
-        main = ngram_hashes(tok, k)
-        add(*main)
+        # chunk by chunk, keeping only the 32 bits MinHash uses: the 64-bit temporaries never exist for all rows
+        pieces = [((h >> np.uint64(32)).astype(np.uint32), r) for h, r in _ngram_chunks(tok, k)]
+        x = np.concatenate([p[0] for p in pieces]) if pieces else np.zeros(0, dtype=np.uint32)
+        row_of = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0, dtype=np.int32)
+        del pieces
+        parts.append((x, np.searchsorted(row_of, np.arange(n + 1))))
+        del row_of
         if k > 1 and not edges:  # rows shorter than k words get one shorter shingle (edges cover them otherwise)
             full = ngram_hashes(tok, k, pad=True)
-            add(full[0][len(main[0]) :], full[1][len(main[1]) :])
+            main_len = int(parts[-1][1][-1])
+            add(full[0][main_len:], full[1][main_len:])
     if edges and len(tok.ids):
         # "^first" and "last$" shingles: an edit of a short row keeps its ends, so its Jaccard stays high.
         rows_ne = np.flatnonzero(tok.lengths > 0)

@@ -240,24 +240,39 @@ def ngram_hashes(tok: TokenizedTexts, n: int, pad: bool = False) -> tuple[np.nda
     Returns:
         ``(hashes, rows)``: uint64 and int32 arrays of equal length.
     """
-    h = tok.token_hash[tok.ids] if len(tok.ids) else np.zeros(0, dtype=np.uint64)
     lengths = tok.lengths
-    row_of_token = np.repeat(np.arange(len(tok), dtype=np.int32), lengths)
-    # Polynomial hash over the (already well-mixed) token hashes, then one finaliser: two array passes per word.
-    acc = h.copy()
-    with np.errstate(over="ignore"):
-        for k in range(1, n):
-            acc = acc[:-1] * np.uint64(0x9E3779B97F4A7C15) + h[k:] if len(acc) else acc
-        acc = _mix64(acc)
-    starts = np.arange(len(acc), dtype=np.int64)
-    valid = (starts + n) <= tok.offsets[1:][row_of_token[: len(acc)]] if len(acc) else np.zeros(0, dtype=bool)
-    hashes, rows = acc[valid], row_of_token[: len(acc)][valid]
+    pieces = list(_ngram_chunks(tok, n))
+    hashes = np.concatenate([p[0] for p in pieces]) if pieces else np.zeros(0, dtype=np.uint64)
+    rows = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0, dtype=np.int32)
     if pad and n > 1:
         short = np.flatnonzero((lengths > 0) & (lengths < n))
         if len(short):
             extra = np.array([_short_hash(tok, i) for i in short], dtype=np.uint64)
             hashes, rows = np.concatenate([hashes, extra]), np.concatenate([rows, short.astype(np.int32)])
     return hashes, rows
+
+
+def _ngram_chunks(tok: TokenizedTexts, n: int, chunk_tokens: int = 4_000_000):
+    """:func:`ngram_hashes` (without padding) in row chunks of about ``chunk_tokens`` tokens: bounded temporaries."""
+    bounds = [0]
+    while bounds[-1] < len(tok):
+        nxt = int(np.searchsorted(tok.offsets, tok.offsets[bounds[-1]] + chunk_tokens, side="right")) - 1
+        bounds.append(min(len(tok), max(nxt, bounds[-1] + 1)))
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        t0, t1 = int(tok.offsets[lo]), int(tok.offsets[hi])
+        if t1 - t0 < n:
+            continue
+        h = tok.token_hash[tok.ids[t0:t1]]
+        row_of_token = np.repeat(np.arange(lo, hi, dtype=np.int32), np.diff(tok.offsets[lo : hi + 1]))
+        # Polynomial hash over the (already well-mixed) token hashes, then one finaliser: two passes per word.
+        acc = h
+        with np.errstate(over="ignore"):
+            for k in range(1, n):
+                acc = acc[:-1] * np.uint64(0x9E3779B97F4A7C15) + h[k:]
+            acc = _mix64(acc)
+        row_of_start = row_of_token[: len(acc)]
+        valid = np.arange(t0 + n, t0 + n + len(acc), dtype=np.int64) <= tok.offsets[1:][row_of_start]
+        yield acc[valid], row_of_start[valid]
 
 
 def _short_hash(tok: TokenizedTexts, i: int) -> int:
