@@ -70,8 +70,6 @@ def _ascii_mapped(texts: Sequence[str | None], table: np.ndarray):
     import pyarrow as pa
 
     arr = pa.array(texts, type=pa.large_string()).fill_null("")
-    if not isinstance(arr, pa.LargeStringArray):  # fill_null may return a ChunkedArray-free copy; normalise
-        arr = pa.array(arr.to_pylist(), type=pa.large_string())
     offsets_buf, data_buf = arr.buffers()[1], arr.buffers()[2]
     data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, dtype=np.uint8)
     mapped = table[data]
