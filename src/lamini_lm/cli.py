@@ -26,6 +26,11 @@ STAGES: dict[str, tuple[str, str]] = {
     "toy-models": ("lamini_lm.toy:main", "build a tiny tokenizer, GPT-2 and T5 from config (offline tests, demos)"),
     "generate": ("lamini_lm.generation.cli:main", "ask a teacher for instructions or responses (cached, resumable)"),
     "build": ("lamini_lm.builders.build:main", "prepare the instructions into the HF cache as lamini_lm/instructions"),
+    "dedup": ("lamini_lm.quality.cli:dedup_main", "drop exact, then ROUGE-L > 0.7 near duplicates (MinHash LSH)"),
+    "filter": ("lamini_lm.quality.cli:filter_main", "drop rows by Alpaca/Self-Instruct heuristics and bad responses"),
+    "decontaminate": ("lamini_lm.quality.cli:decontaminate_main", "remove/tag rows sharing 13-grams with eval sets"),
+    "stats": ("lamini_lm.quality.cli:stats_main", "statistics and PNG plots: lengths, sources, verbs, diversity map"),
+    "push-dataset": ("lamini_lm.quality.cli:push_dataset_main", "build parquet + dataset card and push to the Hub"),
 }
 
 

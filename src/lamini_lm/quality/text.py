@@ -1,0 +1,281 @@
+"""Text normalisation, ROUGE tokenisation and vectorised token/n-gram hashing shared by dedup and decontamination.
+
+Tokens follow ``rouge_score``'s tokenizer exactly (lower-case, every run of characters outside ``[a-z0-9]`` is a
+separator, no stemming: Self-Instruct's ``RougeScorer(["rougeL"], use_stemmer=False)``), so a ROUGE-L computed on
+these tokens equals ``rouge_score``'s.
+
+Example:
+    >>> from lamini_lm.quality.text import normalize, rouge_tokens, rouge_l
+    >>> normalize("  Name   THREE primary colours. ")
+    'name three primary colours'
+    >>> rouge_tokens("What's 2+2?")
+    ['what', 's', '2', '2']
+    >>> round(rouge_l(rouge_tokens("name three colours"), rouge_tokens("name three primary colours")), 3)
+    0.857
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "TokenizedTexts",
+    "lcs_length",
+    "ngram_hashes",
+    "normalize",
+    "normalize_many",
+    "rouge_l",
+    "rouge_tokens",
+    "tokenize_texts",
+]
+
+_TOKEN_RE = re.compile(r"[a-z0-9]+")
+_SPACE_RE = re.compile(r"\s+")
+# What Python's \s matches among ASCII characters, spelled out for pyarrow's RE2 (whose \s is narrower).
+_ASCII_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f ]+"
+# Trailing sentence punctuation and wrapping quotes say nothing about the task; inner punctuation can ("C" vs "C++").
+_EDGE_PUNCT = " \t\n.?!;:,\"'`“”‘’«»"
+_ALL_PUNCT_RE = re.compile(r"[^\w\s]+")
+_MASK64 = (1 << 64) - 1
+
+
+def normalize(text: str, punctuation: str = "edges") -> str:
+    """The exact-duplicate key of a text: Unicode NFKC, lower-cased, white space collapsed.
+
+    Args:
+        punctuation: ``"edges"`` (default) drops punctuation and quotes at both ends; ``"strip"`` drops all
+            punctuation; ``"keep"`` keeps it.
+    """
+    text = unicodedata.normalize("NFKC", text).lower()
+    if punctuation == "strip":
+        text = _ALL_PUNCT_RE.sub(" ", text)
+    elif punctuation not in ("edges", "keep"):
+        raise ValueError(f"punctuation must be 'edges', 'strip' or 'keep', got {punctuation!r}")
+    text = _SPACE_RE.sub(" ", text)
+    return text.strip(_EDGE_PUNCT) if punctuation == "edges" else text.strip(" ")
+
+
+def _ascii_mapped(texts: Sequence[str | None], table: np.ndarray):
+    """``texts`` as a pyarrow large_string array with every byte passed through ``table`` (a 256-entry byte map).
+
+    Only meaningful for ASCII rows (callers redo the others in Python): mapping bytes in numpy is one pass over the
+    buffer, where pyarrow's regex kernels cost as much as Python's ``re``.
+    """
+    import pyarrow as pa
+
+    arr = pa.array(texts, type=pa.large_string()).fill_null("")
+    offsets_buf, data_buf = arr.buffers()[1], arr.buffers()[2]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, dtype=np.uint8)
+    mapped = table[data]
+    out = pa.LargeStringArray.from_buffers(len(arr), offsets_buf, pa.py_buffer(mapped.tobytes()), offset=arr.offset)
+    return arr, out
+
+
+_LOWER = np.arange(256, dtype=np.uint8)
+_LOWER[65:91] += 32
+# rouge tokens: lower-case, everything outside [a-z0-9] becomes a space
+_TOKEN_TABLE = np.full(256, 32, dtype=np.uint8)
+for _c in b"abcdefghijklmnopqrstuvwxyz0123456789":
+    _TOKEN_TABLE[_c] = _c
+_TOKEN_TABLE[65:91] = np.arange(97, 123, dtype=np.uint8)
+# exact keys: lower-case, ASCII white space (as Python's str.isspace sees it) becomes a space
+_KEY_TABLE = _LOWER.copy()
+_KEY_TABLE[[9, 10, 11, 12, 13, 28, 29, 30, 31]] = 32
+
+
+def _words(arr):
+    """Split a pyarrow string array on single spaces, dropping the empty pieces: (flat words, parent row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lists = pc.split_pattern(arr, " ")
+    words = pc.list_flatten(lists)
+    parent = pc.list_parent_indices(lists).to_numpy().astype(np.int32)
+    keep = pc.not_equal(words, "").to_numpy(zero_copy_only=False)
+    return words.filter(pa.array(keep)), parent[keep]
+
+
+def normalize_many(texts: Sequence[str | None], punctuation: str = "edges") -> list[str]:
+    """:func:`normalize` of many texts; ASCII rows go through pyarrow's vectorised kernels (same keys, faster)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr, mapped = _ascii_mapped(texts, _KEY_TABLE)
+    ascii_ = pc.string_is_ascii(arr).to_numpy(zero_copy_only=False)
+    if punctuation not in ("edges", "keep") or not ascii_.any():
+        return [normalize(t or "", punctuation) for t in texts]
+    words, parent = _words(mapped)  # collapse white space runs: split on spaces, drop empties, join with one space
+    offsets = np.zeros(len(arr) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(parent, minlength=len(arr)), out=offsets[1:])
+    joined = pc.binary_join(pa.LargeListArray.from_arrays(pa.array(offsets), words), pa.scalar(" ", pa.large_string()))
+    keys = pc.utf8_trim(joined, _EDGE_PUNCT if punctuation == "edges" else " ").to_pylist()
+    for i in np.flatnonzero(~ascii_).tolist():
+        keys[i] = normalize(texts[i] or "", punctuation)
+    return keys
+
+
+def rouge_tokens(text: str) -> list[str]:
+    """``rouge_score.tokenize.tokenize(text, None)``, as one regex."""
+    return _TOKEN_RE.findall(text.lower())
+
+
+def lcs_length(a: Sequence, b: Sequence) -> int:
+    """Length of the longest common subsequence of two token sequences (bit-parallel, Hyyrö 2004)."""
+    if len(a) < len(b):
+        a, b = b, a
+    if not b:
+        return 0
+    masks: dict = {}
+    for i, tok in enumerate(b):
+        masks[tok] = masks.get(tok, 0) | (1 << i)
+    full = (1 << len(b)) - 1
+    v = full
+    for tok in a:
+        m = masks.get(tok)
+        if m is not None:
+            u = v & m
+            v = ((v + u) | (v - u)) & full
+    return len(b) - v.bit_count()
+
+
+def rouge_l(a: Sequence, b: Sequence) -> float:
+    """ROUGE-L F-measure of two token sequences (symmetric; equals ``rouge_score``'s ``fmeasure``)."""
+    if not a or not b:
+        return 0.0
+    lcs = lcs_length(a, b)
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len(b), lcs / len(a)
+    return 2 * precision * recall / (precision + recall)
+
+
+@dataclass
+class TokenizedTexts:
+    """Many texts as one flat array of token ids plus row offsets (row ``i`` is ``ids[offsets[i]:offsets[i+1]]``).
+
+    ``token_hash[id]`` is a stable 64-bit hash of the token string (the same across runs and corpora), which the
+    n-gram and MinHash code uses; ids themselves depend on the order tokens were first seen.
+    """
+
+    ids: np.ndarray  # int32, all tokens of all rows
+    offsets: np.ndarray  # int64, len(rows) + 1
+    vocab: dict[str, int]
+    token_hash: np.ndarray  # uint64, one per vocab id
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def row(self, i: int) -> np.ndarray:
+        return self.ids[self.offsets[i] : self.offsets[i + 1]]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+def _stable_hash(token: str) -> int:
+    return int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def tokenize_texts(texts: Sequence[str | None]) -> TokenizedTexts:
+    """Tokenise texts with :func:`rouge_tokens` into a :class:`TokenizedTexts`.
+
+    ASCII rows are tokenised by pyarrow's vectorised string kernels (lower-case, split on runs outside ``[a-z0-9]``:
+    the same tokens); the rare non-ASCII rows by :func:`rouge_tokens` itself, so the result is exactly
+    ``rouge_score``'s.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr, mapped = _ascii_mapped(texts, _TOKEN_TABLE)
+    n = len(arr)
+    tokens, parent = _words(mapped)
+    keep = np.ones(len(parent), dtype=bool)
+    non_ascii = np.flatnonzero(~pc.string_is_ascii(arr).to_numpy(zero_copy_only=False))
+    if len(non_ascii):
+        keep &= ~np.isin(parent, non_ascii)
+    tokens, parent = tokens.filter(pa.array(keep)), parent[keep]
+    if len(non_ascii):
+        extra = [(i, t) for i in non_ascii.tolist() for t in rouge_tokens(texts[i] or "")]
+        if extra:
+            tokens = pa.concat_arrays([tokens, pa.array([t for _, t in extra], type=tokens.type)])
+            parent = np.concatenate([parent, np.array([i for i, _ in extra], dtype=np.int32)])
+            order = np.argsort(parent, kind="stable")  # appended rows slot into place; in-row order is kept
+            tokens, parent = tokens.take(pa.array(order)), parent[order]
+    encoded = pc.dictionary_encode(tokens)
+    ids = encoded.indices.to_numpy().astype(np.int32) if len(tokens) else np.zeros(0, dtype=np.int32)
+    words = encoded.dictionary.to_pylist() if len(tokens) else []
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(parent, minlength=n), out=offsets[1:])
+    token_hash = np.fromiter((_stable_hash(t) for t in words), dtype=np.uint64, count=len(words))
+    return TokenizedTexts(ids, offsets, {w: i for i, w in enumerate(words)}, token_hash)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a cheap, well-mixing bijection on uint64 arrays (wraps silently, by design)."""
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint64(30))
+        x = x * np.uint64(0xBF58476D1CE4E5B9)
+        x = x ^ (x >> np.uint64(27))
+        x = x * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def ngram_hashes(tok: TokenizedTexts, n: int, pad: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """64-bit hashes of every word n-gram of every row, and the row each came from.
+
+    Args:
+        n: n-gram length in tokens.
+        pad: also emit the n-grams of a row that has fewer than ``n`` tokens (as one shorter n-gram), so that no
+            non-empty row is left without a shingle (MinHash needs that; decontamination does not).
+
+    Returns:
+        ``(hashes, rows)``: uint64 and int32 arrays of equal length.
+    """
+    lengths = tok.lengths
+    pieces = list(_ngram_chunks(tok, n))
+    hashes = np.concatenate([p[0] for p in pieces]) if pieces else np.zeros(0, dtype=np.uint64)
+    rows = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0, dtype=np.int32)
+    if pad and n > 1:
+        short = np.flatnonzero((lengths > 0) & (lengths < n))
+        if len(short):
+            extra = np.array([_short_hash(tok, i) for i in short], dtype=np.uint64)
+            hashes, rows = np.concatenate([hashes, extra]), np.concatenate([rows, short.astype(np.int32)])
+    return hashes, rows
+
+
+def _ngram_chunks(tok: TokenizedTexts, n: int, chunk_tokens: int = 4_000_000):
+    """:func:`ngram_hashes` (without padding) in row chunks of about ``chunk_tokens`` tokens: bounded temporaries."""
+    bounds = [0]
+    while bounds[-1] < len(tok):
+        nxt = int(np.searchsorted(tok.offsets, tok.offsets[bounds[-1]] + chunk_tokens, side="right")) - 1
+        bounds.append(min(len(tok), max(nxt, bounds[-1] + 1)))
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        t0, t1 = int(tok.offsets[lo]), int(tok.offsets[hi])
+        if t1 - t0 < n:
+            continue
+        h = tok.token_hash[tok.ids[t0:t1]]
+        row_of_token = np.repeat(np.arange(lo, hi, dtype=np.int32), np.diff(tok.offsets[lo : hi + 1]))
+        # Polynomial hash over the (already well-mixed) token hashes, then one finaliser: two passes per word.
+        acc = h
+        with np.errstate(over="ignore"):
+            for k in range(1, n):
+                acc = acc[:-1] * np.uint64(0x9E3779B97F4A7C15) + h[k:]
+            acc = _mix64(acc)
+        row_of_start = row_of_token[: len(acc)]
+        valid = np.arange(t0 + n, t0 + n + len(acc), dtype=np.int64) <= tok.offsets[1:][row_of_start]
+        yield acc[valid], row_of_start[valid]
+
+
+def _short_hash(tok: TokenizedTexts, i: int) -> int:
+    acc = 0
+    for t in tok.token_hash[tok.row(i)].tolist():
+        acc = (acc * 0x9E3779B97F4A7C15 + t) & _MASK64
+        acc = int(_mix64(np.array([acc], dtype=np.uint64))[0])
+    return acc ^ 0x5BD1E995  # differs from a full-length n-gram of the same tokens

@@ -1,0 +1,85 @@
+"""Decontamination: a planted benchmark question is flagged per task, removed or tagged; the task table is SPEC 7's."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import pytest
+
+from lamini_lm.quality import EVAL_SETS, NgramIndex, decontaminate, load_eval_set
+
+SCIQ_Q = "What type of organism is commonly used in preparation of foods such as cheese and yogurt"
+HELLA = "A man is sitting on a roof. He starts pulling up roofing on a roof and nailing it down again"
+
+
+@pytest.fixture()
+def eval_files(tmp_path):
+    sciq = tmp_path / "sciq_test.jsonl"
+    sciq.write_text(json.dumps({"question": SCIQ_Q, "distractor1": "viruses", "correct_answer": "mesophilic"}) + "\n")
+    hella = tmp_path / "hellaswag_validation.parquet"
+    datasets.Dataset.from_dict({"ctx": [HELLA], "endings": [["a", "b", "c", "d"]]}).to_parquet(str(hella))
+    return {"sciq": str(sciq), "hellaswag": str(hella)}
+
+
+def train_ds():
+    return datasets.Dataset.from_dict(
+        {
+            "instruction": [
+                "Name three primary colours.",
+                f"Answer the question. {SCIQ_Q.upper()}?",  # case and punctuation do not hide it
+                "Continue the story.",
+                "What type of organism is used for bread?",  # shares only short n-grams
+            ],
+            "response": ["Red, yellow and blue.", "Mesophilic bacteria.", f"{HELLA}, then climbs down.", "Yeast."],
+            "instruction_source": ["alpaca"] * 4,
+        }
+    )
+
+
+def test_planted_question_flagged_and_removed(eval_files):
+    kept, report = decontaminate(train_ds(), eval_files)
+    assert kept["instruction"][:] == ["Name three primary colours.", "What type of organism is used for bread?"]
+    assert report["ngram"] == 13 and report["flagged"] == 2 and report["rows_out"] == 2
+    assert report["tasks"]["sciq"]["flagged"] == 1
+    assert report["tasks"]["sciq"]["by_column"] == {"instruction": 1, "response": 0}
+    assert report["tasks"]["hellaswag"]["by_column"] == {"instruction": 0, "response": 1}
+    assert report["tasks"]["sciq"]["examples"][0]["row"] == 1
+
+
+def test_tag_action_and_ngram_setting(eval_files):
+    tagged, report = decontaminate(train_ds(), eval_files, action="tag", columns=["instruction"])
+    assert len(tagged) == 4
+    assert tagged["contaminated"][:] == [[], ["sciq"], [], []]
+    # with 5-grams, "what type of organism is" is shared too
+    _, short = decontaminate(train_ds(), eval_files, ngram=5, columns=["instruction"])
+    assert short["tasks"]["sciq"]["flagged"] == 2
+
+
+def test_index_reuse_and_eval_loading(eval_files, tmp_path):
+    texts = load_eval_set("hellaswag", eval_files["hellaswag"])
+    assert HELLA in texts and "d" in texts
+    index = NgramIndex({"sciq": load_eval_set("sciq", eval_files["sciq"])}, ngram=13)
+    kept, _ = decontaminate(train_ds(), index)
+    assert len(kept) == 3
+    with pytest.raises(ValueError, match="remove"):
+        decontaminate(train_ds(), index, action="drop")
+    with pytest.raises(KeyError, match="columns"):
+        decontaminate(datasets.Dataset.from_dict({"text": ["x"]}), index)
+    with pytest.raises(FileNotFoundError, match="no dataset"):
+        load_eval_set("sciq", tmp_path / "missing.jsonl")
+
+
+def test_eval_table_is_spec_7():
+    assert list(EVAL_SETS) == [
+        "openbookqa", "sciq", "race", "arc_challenge", "piqa", "record", "sst2", "mrpc", "rte", "mnli",
+        "mnli_mismatch", "wsc273", "winogrande", "wic", "hellaswag",
+    ]  # fmt: skip
+    with pytest.raises(KeyError, match="unknown eval task"):
+        load_eval_set("nope")
+
+
+def test_hub_loading_is_the_default(monkeypatch):
+    """Without local files the Hub ids are used (offline here, so datasets must say it cannot reach them)."""
+    with pytest.raises(Exception, match="(?i)offline|connect|couldn't|not find|doesn't exist"):
+        load_eval_set("rte")
