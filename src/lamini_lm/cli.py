@@ -24,6 +24,7 @@ __all__ = ["STAGES", "main"]
 # stage name -> ("module:function" taking (argv, prog) and returning an exit code, one-line help), in pipeline order.
 STAGES: dict[str, tuple[str, str]] = {
     "toy-models": ("lamini_lm.toy:main", "build a tiny tokenizer, GPT-2 and T5 from config (offline tests, demos)"),
+    "train": ("lamini_lm.train.cli:main", "train a student from a YAML recipe (seq2seq or causal, LoRA, resume)"),
 }
 
 
