@@ -78,3 +78,14 @@ def test_rouge_module_loads_offline():
 
     scores = load_rouge().compute(predictions=["the cat sat"], references=["the cat sat"])
     assert scores["rougeL"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", ["deepspeed_zero2", "deepspeed_zero3", "fsdp", "multi_gpu"])
+def test_accelerate_configs_load_with_accelerate(name):
+    from importlib import resources
+
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    path = resources.files("lamini_lm.recipes") / "accelerate" / f"{name}.yaml"
+    cfg = ClusterConfig.from_yaml_file(str(path))
+    assert cfg.mixed_precision == "bf16" and cfg.num_processes == 8
