@@ -17,17 +17,17 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None, prog: str = "lamini-lm train") -> int:
-    from lamini_lm.config import ConfigError
-    from lamini_lm.train.recipe import parse_recipe_args
-
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") and len(argv) == 1:
+    if not argv or (argv[0] in ("-h", "--help") and len(argv) == 1):
         from lamini_lm.recipes import list_recipes
 
         print(__doc__)
         print("Shipped recipes:", ", ".join(list_recipes()))
         print("All settings: lamini-lm train <recipe> --help")
         return 0
+    from lamini_lm.config import ConfigError
+    from lamini_lm.train.recipe import parse_recipe_args
+
     try:
         recipe = parse_recipe_args(argv, prog=prog)
     except (ConfigError, ValueError, FileNotFoundError) as e:
