@@ -147,3 +147,35 @@ def test_cli_train_on_a_tiny_model(tiny_gpt2, tmp_path):
     state = json.loads((out / "trainer_state.json").read_text())
     assert any("eval_loss" in h for h in state["log_history"])
     assert main(["train", "no-such-recipe"]) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_killed_cli_run_continues_when_rerun(tiny_gpt2, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    model = shutil.copytree(tiny_gpt2, tmp_path / "model")
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS * 4))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "lamini_lm.train.cli", "lamini-gpt-124m", "--model_name_or_path", str(model)]
+    cmd += ["--dataset_name", str(data), "--output_dir", str(out), "--max_steps", "400", "--save_strategy", "steps"]
+    cmd += ["--save_steps", "5", "--per_device_train_batch_size", "4", "--eval_split_size", "0", "--use_cpu", "true"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint-5").is_dir() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)  # let the checkpoint finish writing
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert (out / "checkpoint-5").is_dir() and not (out / "model.safetensors").exists()
+    cmd[cmd.index("400")] = "12"  # the same run, told to stop soon so the test stays short
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "resuming from" in done.stderr and "checkpoint-" in done.stderr
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 12
