@@ -180,7 +180,6 @@ def tokenize_dataset(dataset, tokenizer, family: str, cfg, desc: str = "tokenise
             counts["rows"],
         )
     out = out.remove_columns([c for c in ("prompt_truncated", "response_truncated", "prompt_length") if c in out])
-    out.info.description = f"truncated prompts={counts['prompt']} responses={counts['response']}"
     return out
 
 

@@ -5,8 +5,9 @@ truncation, padding); checkpoints, resume, logging, ``report_to``, mixed precisi
 stay the Trainer's.
 
 Example:
-    >>> from lamini_lm.train.trainers import Seq2SeqRecipeTrainer, CausalRecipeTrainer
-    >>> issubclass(Seq2SeqRecipeTrainer.__mro__[1], object)
+    >>> from transformers import Seq2SeqTrainer
+    >>> from lamini_lm.train.trainers import Seq2SeqRecipeTrainer
+    >>> issubclass(Seq2SeqRecipeTrainer, Seq2SeqTrainer)
     True
 """
 
