@@ -31,6 +31,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "decontaminate": ("lamini_lm.quality.cli:decontaminate_main", "remove/tag rows sharing 13-grams with eval sets"),
     "stats": ("lamini_lm.quality.cli:stats_main", "statistics and PNG plots: lengths, sources, verbs, diversity map"),
     "push-dataset": ("lamini_lm.quality.cli:push_dataset_main", "build parquet + dataset card and push to the Hub"),
+    "train": ("lamini_lm.train.cli:main", "train a student from a YAML recipe (seq2seq or causal, LoRA, resume)"),
 }
 
 

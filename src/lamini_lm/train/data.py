@@ -1,0 +1,199 @@
+"""Data for a recipe: load instruction/response rows, hold out an eval split, tokenise per family, pad per batch.
+
+Truncation never cuts the response's EOS silently: a response that is too long is cut and EOS appended again,
+an instruction that is too long loses its middle-to-end text while the Alpaca wrapper's ``### Response:`` tail
+stays, and every cut is counted and logged.
+
+Example:
+    >>> from lamini_lm.train.data import tokenize_causal  # doctest: +SKIP
+    >>> row = tokenize_causal(tokenizer, "Name a fruit.", "Apple.", max_length=512)  # doctest: +SKIP
+    >>> row["labels"][: row["prompt_length"]] == [-100] * row["prompt_length"]  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from lamini_lm.prompts import wrap_instruction
+
+__all__ = [
+    "DataCollatorForRecipes",
+    "load_instruction_splits",
+    "tokenize_causal",
+    "tokenize_dataset",
+    "tokenize_seq2seq",
+]
+
+logger = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+_FILE_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
+
+
+def _load_any(name: str, config_name: str | None):
+    import datasets
+
+    path = Path(name)
+    if path.is_dir() and any((path / f).exists() for f in ("dataset_dict.json", "state.json")):
+        return datasets.load_from_disk(str(path))
+    if path.suffix in _FILE_FORMATS and path.exists():
+        return datasets.load_dataset(_FILE_FORMATS[path.suffix], data_files=str(path))
+    return datasets.load_dataset(name, config_name)
+
+
+def load_instruction_splits(cfg) -> tuple[Any, Any | None]:
+    """(train, eval) datasets for ``cfg`` (a recipe config): eval is the ``eval_split`` if the data has one,
+    else ``eval_split_size`` rows carved off train with the run's seed, else None."""
+    import datasets
+
+    data = _load_any(cfg.dataset_name, cfg.dataset_config_name)
+    if isinstance(data, datasets.Dataset):
+        data = datasets.DatasetDict({cfg.train_split: data})
+    if cfg.train_split not in data:
+        raise ValueError(f"{cfg.dataset_name}: no split {cfg.train_split!r}; it has {sorted(data)}")
+    train = data[cfg.train_split]
+    missing = [c for c in (cfg.instruction_column, cfg.response_column) if c not in train.column_names]
+    if missing:
+        raise ValueError(
+            f"{cfg.dataset_name}: missing column(s) {missing}; it has {train.column_names} "
+            "(set instruction_column/response_column)"
+        )
+    evals = data[cfg.eval_split] if cfg.eval_split in data else None
+    if evals is None and cfg.eval_split_size > 0 and len(train) > 1:
+        size = int(cfg.eval_split_size) if cfg.eval_split_size >= 1 else cfg.eval_split_size
+        parts = train.train_test_split(test_size=size, seed=cfg.seed, shuffle=True)
+        train, evals = parts["train"], parts["test"]
+    if cfg.max_train_samples is not None:
+        train = train.select(range(min(cfg.max_train_samples, len(train))))
+    if evals is not None and cfg.max_eval_samples is not None:
+        evals = evals.select(range(min(cfg.max_eval_samples, len(evals))))
+    return train, evals
+
+
+def _ids(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def _cut_with_eos(ids: list[int], budget: int, eos: int) -> tuple[list[int], bool]:
+    """``ids`` + EOS in at most ``budget`` tokens; cut the text, never the EOS. Returns (ids, was_cut)."""
+    if len(ids) + 1 <= budget:
+        return ids + [eos], False
+    return ids[: max(budget - 1, 0)] + [eos], True
+
+
+def tokenize_seq2seq(tokenizer, instruction: str, response: str, max_source_length: int, max_target_length: int):
+    """An encoder-decoder row: the raw instruction as input, the response as labels, each ending in EOS."""
+    eos = tokenizer.eos_token_id
+    source, src_cut = _cut_with_eos(_ids(tokenizer, wrap_instruction(instruction, "seq2seq")), max_source_length, eos)
+    target, tgt_cut = _cut_with_eos(_ids(tokenizer, response), max_target_length, eos)
+    return {
+        "input_ids": source,
+        "attention_mask": [1] * len(source),
+        "labels": target,
+        "length": max(len(source), len(target)),
+        "prompt_truncated": src_cut,
+        "response_truncated": tgt_cut,
+    }
+
+
+def tokenize_causal(tokenizer, instruction: str, response: str, max_length: int):
+    """A decoder-only row: Alpaca-wrapped prompt + response + EOS, labels -100 on every prompt token.
+
+    If the row is too long the response keeps at least half of ``max_length`` (cut, EOS appended), and the
+    prompt loses the end of its instruction text while the wrapper's ``### Response:`` tail is kept.
+    """
+    eos = tokenizer.eos_token_id
+    prompt_text = wrap_instruction(instruction, "causal")
+    enc = tokenizer(prompt_text, add_special_tokens=False, return_offsets_mapping=tokenizer.is_fast)
+    prompt = list(enc["input_ids"])
+    bos = [tokenizer.bos_token_id] if _adds_bos(tokenizer) else []
+    prompt = bos + prompt
+    resp_ids = _ids(tokenizer, response)
+    budget = max(max_length - len(prompt), max_length // 2)
+    answer, resp_cut = _cut_with_eos(resp_ids, budget, eos)
+    prompt_cut = False
+    room = max_length - len(answer)
+    if len(prompt) > room:
+        prompt_cut = True
+        tail_start = len(prompt)
+        if tokenizer.is_fast:  # the wrapper's tail: tokens starting after the instruction's last character
+            instr_end = prompt_text.rindex(instruction) + len(instruction) if instruction else len(prompt_text)
+            offsets = enc["offset_mapping"]
+            tail_start = len(bos) + next((i for i, (s, _) in enumerate(offsets) if s >= instr_end), len(offsets))
+        tail = prompt[tail_start:]
+        prompt = prompt[: max(room - len(tail), 0)] + tail
+        prompt = prompt[-room:] if len(prompt) > room else prompt
+    input_ids = prompt + answer
+    return {
+        "input_ids": input_ids,
+        "attention_mask": [1] * len(input_ids),
+        "labels": [IGNORE_INDEX] * len(prompt) + answer,
+        "length": len(input_ids),
+        "prompt_length": len(prompt),
+        "prompt_truncated": prompt_cut,
+        "response_truncated": resp_cut,
+    }
+
+
+def _adds_bos(tokenizer) -> bool:
+    """Whether the tokenizer's own special tokens start with BOS (LLaMA does, GPT-2 does not)."""
+    if tokenizer.bos_token_id is None:
+        return False
+    return tokenizer("x")["input_ids"][:1] == [tokenizer.bos_token_id]
+
+
+def tokenize_dataset(dataset, tokenizer, family: str, cfg, desc: str = "tokenise"):
+    """Tokenise ``dataset`` for ``family`` ("seq2seq" or "causal"); log how many prompts/responses were cut."""
+    icol, rcol = cfg.instruction_column, cfg.response_column
+
+    def fn(batch):
+        rows = []
+        for ins, resp in zip(batch[icol], batch[rcol]):
+            if not isinstance(ins, str) or not isinstance(resp, str):
+                raise ValueError(f"{cfg.dataset_name}: {icol!r}/{rcol!r} must be strings, got {ins!r}, {resp!r}")
+            if family == "seq2seq":
+                rows.append(tokenize_seq2seq(tokenizer, ins, resp, cfg.max_source_length, cfg.max_target_length))
+            else:
+                rows.append(tokenize_causal(tokenizer, ins, resp, cfg.max_length))
+        return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
+
+    out = dataset.map(
+        fn,
+        batched=True,
+        remove_columns=dataset.column_names,
+        num_proc=cfg.preprocessing_num_workers,
+        desc=desc,
+    )
+    counts = Counter(
+        {"prompt": sum(out["prompt_truncated"]), "response": sum(out["response_truncated"]), "rows": len(out)}
+    )
+    if counts["prompt"] or counts["response"]:
+        logger.warning(
+            "%s: truncated %d instruction(s) and %d response(s) of %d rows (EOS kept on every response)",
+            desc,
+            counts["prompt"],
+            counts["response"],
+            counts["rows"],
+        )
+    out = out.remove_columns([c for c in ("prompt_truncated", "response_truncated", "prompt_length") if c in out])
+    return out
+
+
+class DataCollatorForRecipes:
+    """Dynamic padding for both families: pads ``input_ids``/``attention_mask`` with the tokenizer and
+    ``labels`` with -100 to the longest row of the batch; drops the ``length`` column used for grouping."""
+
+    def __init__(self, tokenizer, model=None, pad_to_multiple_of: int | None = None):
+        from transformers import DataCollatorForSeq2Seq
+
+        self._inner = DataCollatorForSeq2Seq(
+            tokenizer, model=model, label_pad_token_id=IGNORE_INDEX, pad_to_multiple_of=pad_to_multiple_of
+        )
+
+    def __call__(self, features: list[dict[str, Any]]):
+        keep = ("input_ids", "attention_mask", "labels")
+        return self._inner([{k: f[k] for k in keep if k in f} for f in features])
