@@ -24,6 +24,9 @@ __all__ = ["STAGES", "main"]
 # stage name -> ("module:function" taking (argv, prog) and returning an exit code, one-line help), in pipeline order.
 STAGES: dict[str, tuple[str, str]] = {
     "toy-models": ("lamini_lm.toy:main", "build a tiny tokenizer, GPT-2 and T5 from config (offline tests, demos)"),
+    "evaluate": ("lamini_lm.evaluation.harness:main", "score a student on the paper's 15 zero-shot tasks (lm-eval)"),
+    "compare": ("lamini_lm.evaluation.compare:main", "table and plot of results files beside the paper's averages"),
+    "judge": ("lamini_lm.evaluation.judge:main", "rate a student's answers A/B/C/D with a judge model (rubric)"),
 }
 
 
