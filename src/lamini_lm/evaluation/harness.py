@@ -33,6 +33,7 @@ __all__ = [
     "EvalConfig",
     "detect_family",
     "evaluate_model",
+    "leading_positionals",
     "main",
     "make_lm",
     "parse_metric_overrides",
@@ -211,14 +212,18 @@ def evaluate_model(
     )
 
 
-def _model_first(argv: list[str]) -> list[str]:
-    """``evaluate MODEL [--flags]`` and ``evaluate CONFIG.yaml MODEL``: the bare positional is ``--model``."""
-    for i, a in enumerate(argv[:2]):
+def leading_positionals(argv: list[str], flag: str) -> list[str]:
+    """Move the bare arguments before the first flag (a YAML config aside) behind ``flag``."""
+    bare = []
+    for a in argv:
         if a.startswith("-"):
             break
-        if not a.endswith((".yaml", ".yml")):
-            return [*argv[:i], "--model", a, *argv[i + 1 :]]
-    return argv
+        bare.append(a)
+    values = [a for a in bare if not a.endswith((".yaml", ".yml"))]
+    if not values:
+        return argv
+    configs = [a for a in bare if a.endswith((".yaml", ".yml"))]
+    return [*configs, flag, *values, *argv[len(bare) :]]
 
 
 def parse_metric_overrides(items: Sequence[str] | None) -> dict[str, str]:
@@ -239,7 +244,7 @@ def main(argv: list[str] | None = None, prog: str = "lamini-lm evaluate") -> int
     from lamini_lm.config import parse_config
     from lamini_lm.evaluation.results import format_table, save_results
 
-    argv = _model_first(list(argv) if argv is not None else [])
+    argv = leading_positionals(list(argv) if argv is not None else [], "--model")
     (cfg,) = parse_config([EvalConfig], argv, prog=prog, description=main.__doc__)
     if not cfg.model:
         raise SystemExit(f"{prog}: give the model to evaluate (a folder or a Hub id)")
