@@ -99,14 +99,15 @@ def test_seq2seq_student_gets_seq2seq_backend_and_raw_instruction(tiny_t5, demo_
 
 
 def test_equals_plain_lm_eval_with_the_wrapper_in_the_task(tiny_gpt2, demo_tasks, tmp_path):
-    """The harness on plain tasks == raw simple_evaluate on tasks whose YAML carries the Alpaca template."""
+    """The harness on plain tasks == raw simple_evaluate on tasks whose YAML carries the Alpaca template:
+    same prompts, same log-likelihood of every choice, same metrics."""
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
     wrapped_tasks = write_demo_tasks(tmp_path / "wrapped", n=12, template=ALPACA_WRAPPER)
-    tasks = ["sciq", "rte", "hellaswag"]
-    ours = evaluate_model(tiny_gpt2, tasks, include_path=demo_tasks, batch_size=4, **RUN)
+    tasks = ["sciq", "rte", "record"]
+    ours = evaluate_model(tiny_gpt2, tasks, include_path=demo_tasks, batch_size=4, log_samples=True, **RUN)
     raw = lm_eval.simple_evaluate(
         model=HFLM(pretrained=str(tiny_gpt2), backend="causal", device="cpu", batch_size=4),
         tasks=tasks,
@@ -118,10 +119,11 @@ def test_equals_plain_lm_eval_with_the_wrapper_in_the_task(tiny_gpt2, demo_tasks
         fewshot_random_seed=0,
     )
     for task in tasks:
-        for metric in ("acc", "acc_norm"):
-            key = f"{metric},none"
-            if key in raw["results"][task]:
-                assert ours["lm_eval"]["results"][task][key] == raw["results"][task][key], (task, metric)
+        ours_rows, raw_rows = ours["samples"][task], raw["samples"][task]
+        assert [r["arguments"] for r in ours_rows] == [[list(a) for a in r["arguments"]] for r in raw_rows]
+        assert [r["filtered_resps"] for r in ours_rows] == [r["filtered_resps"] for r in raw_rows]
+        metrics = {k: v for k, v in raw["results"][task].items() if k.endswith(",none") and "stderr" not in k}
+        assert metrics and all(ours["lm_eval"]["results"][task][k] == v for k, v in metrics.items()), task
 
 
 def test_unknown_metric_override_names_the_task(tiny_gpt2, demo_tasks):
@@ -135,6 +137,7 @@ def test_cli_writes_json_markdown_and_csv(tiny_gpt2, demo_tasks, tmp_path, capsy
     out = tmp_path / "eval"
     argv = ["evaluate", str(tiny_gpt2), "--tasks", "sciq", "rte", "--include_path", str(demo_tasks)]
     argv += ["--no-include-defaults", "--device", "cpu", "--bootstrap_iters", "0", "--output_dir", str(out)]
+    argv += ["--log_samples", "--limit", "4"]
     assert main(argv) == 0
     results = load_results(out / "results.json")
     assert set(results["tasks"]) == {"sciq", "rte"}
@@ -143,3 +146,7 @@ def test_cli_writes_json_markdown_and_csv(tiny_gpt2, demo_tasks, tmp_path, capsy
     assert (out / "results.csv").read_text().splitlines()[0] == f"task,metric,{tiny_gpt2.name}"
     assert "Average" in capsys.readouterr().out
     json.loads((out / "results.json").read_text())  # plain JSON, no NaN or objects
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 8 and {s["task"] for s in samples} == {"sciq", "rte"}
+    # The logged request is what the model was shown: the wrapped context.
+    assert all(s["arguments"][0][0].startswith(ALPACA_WRAPPER.split("{instruction}")[0]) for s in samples)

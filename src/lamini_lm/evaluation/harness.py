@@ -198,6 +198,8 @@ def evaluate_model(
         fewshot_random_seed=seed,
         **simple_evaluate_kwargs,
     )
+    if log_samples and getattr(lm, "wrap", False):
+        _show_wrapped_arguments(raw, lm)
     name = (
         str(model)
         if isinstance(model, (str, os.PathLike))
@@ -210,6 +212,15 @@ def evaluate_model(
         family=getattr(lm, "family", None),
         wrapper=getattr(lm, "wrap", None),
     )
+
+
+def _show_wrapped_arguments(raw: dict, lm) -> None:
+    """Logged samples keep the task's raw text; write in what the model was really shown instead."""
+    for task, rows in (raw.get("samples") or {}).items():
+        if (raw.get("configs") or {}).get(task, {}).get("output_type") == "loglikelihood_rolling":
+            continue  # never wrapped
+        for row in rows:
+            row["arguments"] = [[lm.wrap_context(a[0]), *a[1:]] for a in row["arguments"]]
 
 
 def leading_positionals(argv: list[str], flag: str) -> list[str]:

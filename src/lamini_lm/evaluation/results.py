@@ -122,7 +122,7 @@ def summarize(
             else (paper.split if paper else None),
         }
     scored = [t["value"] for t in tasks.values() if t["value"] is not None]
-    return {
+    summary = {
         "model": model,
         "family": family,
         "wrapper": wrapper,
@@ -132,6 +132,9 @@ def summarize(
         "lamini_lm_version": __version__,
         "lm_eval": {k: raw[k] for k in _LM_EVAL_KEYS if k in raw},
     }
+    if raw.get("samples"):  # log_samples=True: every request and the model's answer, per task
+        summary["samples"] = raw["samples"]
+    return summary
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -156,15 +159,26 @@ def _json_default(obj):
         return str(obj)
 
 
-def save_results(
-    results: Mapping[str, Any], output_dir: str | os.PathLike, samples: Mapping[str, Any] | None = None
-) -> dict[str, Path]:
-    """Write ``results.json``, ``results.md`` and ``results.csv`` to ``output_dir``; return their paths."""
+def save_results(results: Mapping[str, Any], output_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write ``results.json``, ``results.md`` and ``results.csv`` to ``output_dir``; return their paths.
+
+    Logged samples (``log_samples=True``) go to ``samples.jsonl``, one scored document per line with its task.
+    """
     out = Path(output_dir)
     paths = {"json": out / "results.json", "markdown": out / "results.md", "csv": out / "results.csv"}
+    samples = results.get("samples")
+    results = {k: v for k, v in results.items() if k != "samples"}
     _atomic_write(paths["json"], json.dumps(results, indent=2, default=_json_default, sort_keys=False) + "\n")
     _atomic_write(paths["markdown"], format_table([results]) + "\n")
     _atomic_write(paths["csv"], results_frame([results]).to_csv(index_label="task"))
+    if samples:
+        paths["samples"] = out / "samples.jsonl"
+        lines = (
+            json.dumps({"task": task, **row}, default=_json_default, ensure_ascii=False)
+            for task, rows in samples.items()
+            for row in rows
+        )
+        _atomic_write(paths["samples"], "\n".join(lines) + "\n")
     return paths
 
 
