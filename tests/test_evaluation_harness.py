@@ -150,3 +150,23 @@ def test_cli_writes_json_markdown_and_csv(tiny_gpt2, demo_tasks, tmp_path, capsy
     assert len(samples) == 8 and {s["task"] for s in samples} == {"sciq", "rte"}
     # The logged request is what the model was shown: the wrapped context.
     assert all(s["arguments"][0][0].startswith(ALPACA_WRAPPER.split("{instruction}")[0]) for s in samples)
+
+
+def test_registered_with_plain_lm_eval(tiny_gpt2, demo_tasks):
+    """`model="lamini"` works through lm-eval's own entry point, string model_args included."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    import lamini_lm.evaluation.lm  # noqa: F401  (registers "lamini")
+
+    raw = lm_eval.simple_evaluate(
+        model="lamini",
+        model_args=f"pretrained={tiny_gpt2},family=causal,wrap=False",
+        tasks=["rte"],
+        limit=2,
+        device="cpu",
+        task_manager=TaskManager(include_path=str(demo_tasks), include_defaults=False),
+        bootstrap_iters=0,
+    )
+    assert raw["config"]["lamini_family"] == "causal" and raw["config"]["lamini_wrapper"] is False
+    assert not raw["samples"]["rte"][0]["arguments"][0][0].startswith("Below is an instruction")
