@@ -157,7 +157,7 @@ def evaluate_model(
     log_samples: bool = False,
     seed: int = 0,
     **simple_evaluate_kwargs,
-) -> dict:
+) -> dict | None:
     """Score ``model`` zero-shot on ``tasks`` (default: the paper's 15) with ``lm_eval.simple_evaluate``.
 
     ``model`` is a folder, a Hub id, a loaded ``PreTrainedModel`` or a ready lm-eval ``LM``. Returns the summary of
@@ -198,6 +198,8 @@ def evaluate_model(
         fewshot_random_seed=seed,
         **simple_evaluate_kwargs,
     )
+    if raw is None:  # a non-zero rank of a multi-process run: rank 0 reports
+        return None
     if log_samples and getattr(lm, "wrap", False):
         _show_wrapped_arguments(raw, lm)
     name = (
@@ -279,6 +281,8 @@ def main(argv: list[str] | None = None, prog: str = "lamini-lm evaluate") -> int
         log_samples=cfg.log_samples,
         seed=cfg.seed,
     )
+    if results is None:  # not rank 0 of a multi-process run
+        return 0
     output_dir = Path(cfg.output_dir or Path("eval") / Path(cfg.model.rstrip("/")).name)
     written = save_results(results, output_dir)
     print(format_table([results]))
