@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,57 @@ def teacher_server(tiny_gpt2, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
     with serve_teacher(tiny_gpt2, log_path=str(log_path)) as base_url:
         yield Teacher(base_url=base_url, model=str(tiny_gpt2), log_path=log_path)
+
+
+@dataclasses.dataclass(frozen=True)
+class HubClient:
+    """What a test needs to talk to the fake hub: the running app, its endpoint, the token, a subprocess env."""
+
+    hub: object  # tests/fakehub.py FakeHub: .files(repo_id), .commits(repo_id), .repos, .requests
+    endpoint: str
+    token: str
+    env: dict  # os.environ for a subprocess that should use the fake hub
+
+
+@pytest.fixture
+def fake_hub(monkeypatch, tmp_path):
+    """A Hub-compatible app on 127.0.0.1 (tests/fakehub.py) that this test's huggingface_hub, datasets and
+    transformers talk to: HF_ENDPOINT points at it, Xet is off, HF_TOKEN is a dummy token, offline mode is off.
+
+    huggingface_hub and datasets read these settings at import time, so their module constants are patched too.
+    """
+    import datasets
+    from huggingface_hub import constants, hf_api
+
+    from fakehub import FakeHub
+
+    token = "hf_fake_token_for_tests_0123456789"
+    with FakeHub() as hub:
+        endpoint = hub.endpoint
+        env = {
+            "HF_ENDPOINT": endpoint,
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_TOKEN": token,
+            "HF_HUB_DISABLE_IMPLICIT_TOKEN": "0",
+        }
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            monkeypatch.delenv(key, raising=False)
+        monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+        monkeypatch.setattr(
+            constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}"
+        )
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        monkeypatch.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", False)
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+        monkeypatch.setattr(hf_api.api, "endpoint", endpoint)
+        monkeypatch.setattr(datasets.config, "HF_ENDPOINT", endpoint)
+        monkeypatch.setattr(
+            datasets.config, "HUB_DATASETS_URL", endpoint + "/datasets/{repo_id}/resolve/{revision}/{path}"
+        )
+        monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", False, raising=False)
+        sub_env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+        yield HubClient(hub=hub, endpoint=endpoint, token=token, env={**sub_env, **env})
