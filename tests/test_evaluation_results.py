@@ -56,6 +56,14 @@ def test_all_fifteen_paper_tasks_summarised_and_averaged():
     assert summary["tasks"]["mnli_mismatch"]["split"] == "validation_mismatched"
 
 
+def test_numpy_scalars_are_values_and_na_stderr_is_none():
+    import numpy as np
+
+    summary = summarize(_raw({"record": {"f1": np.float32(0.25)}}), model="m")
+    assert summary["tasks"]["record"]["value"] == 0.25 and summary["tasks"]["record"]["stderr"] is None
+    json.dumps(summary)  # plain floats only
+
+
 def test_groups_are_not_averaged_twice():
     raw = _raw({"rte": {"acc": 0.5}, "wic": {"acc": 0.7}, "glue": {"acc": 0.6}})
     raw["group_subtasks"]["glue"] = ["rte", "wic"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import numbers
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -87,7 +88,8 @@ def _value(task_results: Mapping[str, Any], key: str) -> float | None:
     if not hits:
         return None
     value = task_results[hits[0]]
-    return float(value) if isinstance(value, (int, float)) else None
+    # numpy scalars (np.float32 from some metrics) are Real too; 'N/A' (no stderr) is not.
+    return float(value) if isinstance(value, numbers.Real) else None
 
 
 def summarize(
