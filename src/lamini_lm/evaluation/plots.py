@@ -92,7 +92,7 @@ def plot_comparison(
     for j, name in enumerate(refs):
         value = PAPER_AVERAGES[name]
         ax_avg.axhline(value, color="0.3", linestyle=(0, (3, 2 + j % 3)), linewidth=0.9)
-        ax_avg.text(len(models) - 0.4, value, f" {name} {value:.1f}", va="center", fontsize="x-small", color="0.3")
+        ax_avg.text(len(models) - 0.5, value, f"{name} {value:.1f}", va="bottom", fontsize="x-small", color="0.3")
     ax_avg.set_xticks(range(len(models)), models, rotation=45, ha="right")
     ax_avg.set_xlim(-0.6, len(models) + 0.8)
     ax_avg.set_ylim(0, 100)
