@@ -135,6 +135,30 @@ def test_student_answers_for_both_families(tiny_gpt2, tiny_t5):
         assert answers == single
 
 
+@pytest.mark.parametrize("wrapper", [True, False])
+def test_student_sees_its_wrapper(tiny_gpt2, tiny_tokenizer, monkeypatch, wrapper):
+    import transformers
+
+    from lamini_lm.evaluation.answers import generate_answers
+    from lamini_lm.prompts import ALPACA_WRAPPER
+
+    seen = []
+    load = transformers.AutoModelForCausalLM.from_pretrained
+
+    def load_and_watch(*args, **kwargs):
+        model = load(*args, **kwargs)
+        model.register_forward_pre_hook(
+            lambda m, a, kw: seen.append(tiny_tokenizer.decode(kw["input_ids"][0], skip_special_tokens=True)),
+            with_kwargs=True,
+        )
+        return model
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", load_and_watch)
+    generate_answers(tiny_gpt2, ["Name a colour."], wrapper=wrapper, max_new_tokens=2, device="cpu", progress=False)
+    expected = ALPACA_WRAPPER.format(instruction="Name a colour.") if wrapper else "Name a colour."
+    assert seen[0] == expected
+
+
 def _has_generation_client() -> bool:
     try:
         from lamini_lm.generation import chat_completions  # noqa: F401
