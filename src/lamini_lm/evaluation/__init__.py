@@ -8,7 +8,10 @@ Example:
     >>> save_results(results, "eval/lamini-gpt-124m")  # doctest: +SKIP
 """
 
+from lamini_lm.evaluation.answers import generate_answers
 from lamini_lm.evaluation.harness import EvalConfig, detect_family, evaluate_model, make_lm
+from lamini_lm.evaluation.judge import Judgement, judge_answers, parse_rating, rubric_counts
+from lamini_lm.evaluation.plots import plot_comparison, plot_rubric
 from lamini_lm.evaluation.results import (
     eval_results_for_card,
     format_table,
@@ -25,14 +28,21 @@ __all__ = [
     "PAPER_RUBRIC",
     "PAPER_TASKS",
     "EvalConfig",
+    "Judgement",
     "PaperTask",
     "detect_family",
     "eval_results_for_card",
     "evaluate_model",
     "format_table",
+    "generate_answers",
+    "judge_answers",
     "load_results",
     "make_lm",
+    "parse_rating",
+    "plot_comparison",
+    "plot_rubric",
     "results_frame",
+    "rubric_counts",
     "save_results",
     "select_metric",
     "summarize",
