@@ -129,6 +129,7 @@ def test_eval_results_for_card_feed_model_index(tmp_path):
     assert by_task["SciQ"].metric_type == "acc_norm" and by_task["SciQ"].metric_value == 50.0
     assert by_task["SciQ"].dataset_type == "allenai/sciq" and by_task["SciQ"].dataset_split == "test"
     assert by_task["ReCoRD"].metric_type == "f1" and by_task["ReCoRD"].metric_value == 31.25
+    assert by_task["ReCoRD"].task_type == "multiple-choice"
     assert "Alpaca wrapper" in by_task["SciQ"].source_name
     card = ModelCardData(model_name="LaMini-GPT-124M", eval_results=entries).to_dict()
     assert card["model-index"][0]["name"] == "LaMini-GPT-124M" and len(card["model-index"][0]["results"]) == 2

@@ -122,6 +122,8 @@ def summarize(
             "split": (config.get("test_split") or config.get("validation_split"))
             if config
             else (paper.split if paper else None),
+            # the paper's 15 are all scored as lm-eval multiple choice (ReCoRD's f1 included)
+            "output_type": config.get("output_type") or ("multiple_choice" if paper else None),
         }
     scored = [t["value"] for t in tasks.values() if t["value"] is not None]
     summary = {
@@ -239,6 +241,10 @@ def format_table(results_list: Sequence[Mapping[str, Any]], labels: Sequence[str
     return "\n".join(lines)
 
 
+# lm-eval output types -> Hub task ids for model-index.
+_HUB_TASK_TYPES = {"multiple_choice": "multiple-choice", "generate_until": "text-generation"}
+
+
 def eval_results_for_card(results: Mapping[str, Any] | str | os.PathLike, model_name: str) -> list:
     """``huggingface_hub.EvalResult`` entries (one per task) for a model card's ``model-index``.
 
@@ -259,7 +265,7 @@ def eval_results_for_card(results: Mapping[str, Any] | str | os.PathLike, model_
             continue
         entries.append(
             EvalResult(
-                task_type="multiple-choice" if r["metric"] in ("acc", "acc_norm") else "text-generation",
+                task_type=_HUB_TASK_TYPES.get(r.get("output_type"), "text-generation"),
                 task_name=r.get("name") or task,
                 dataset_type=r.get("dataset") or task,
                 dataset_name=r.get("name") or task,
