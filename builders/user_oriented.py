@@ -1,0 +1,147 @@
+"""The user-oriented instruction set the rubric judge rates answers on.
+
+By default the public Self-Instruct set (252 instructions motivated by real applications, one instance each; the
+LaMini-LM paper's human evaluation used 114 of them); any local JSONL/JSON file with the same fields works too.
+Rows have ``id``, ``motivation_app``, ``instruction``, ``input`` (may be empty), ``output`` (a reference answer)
+and ``prompt``: what the student is asked (the instruction, then the input after a blank line when there is one).
+
+Accepted rows: Self-Instruct's ``{"id", "motivation_app", "instruction", "instances": [{"input", "output"}]}``
+(the first instance is used) or flat ``{"instruction", "input"?, "output"?, "id"?, "motivation_app"?}``.
+
+Example:
+    >>> from lamini_lm.builders.user_oriented import load_user_oriented
+    >>> ds = load_user_oriented("my_instructions.jsonl")  # doctest: +SKIP
+    >>> ds[0]["prompt"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from importlib import resources
+from typing import Any
+
+import datasets
+from datasets.builder import Key
+
+__all__ = ["DEFAULT_URL", "UserOriented", "load_user_oriented", "user_prompt"]
+
+DEFAULT_URL = (
+    "https://raw.githubusercontent.com/yizhongw/self-instruct/main/human_eval/user_oriented_instructions.jsonl"
+)
+
+FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "motivation_app": datasets.Value("string"),
+        "instruction": datasets.Value("string"),
+        "input": datasets.Value("string"),
+        "output": datasets.Value("string"),
+        "prompt": datasets.Value("string"),
+    }
+)
+
+
+def user_prompt(instruction: str, input_text: str = "") -> str:
+    """What the student is asked: the instruction, and the input after a blank line when there is one."""
+    instruction, input_text = instruction.strip(), (input_text or "").strip()
+    return f"{instruction}\n\n{input_text}" if input_text else instruction
+
+
+def _card() -> str:
+    return resources.files("lamini_lm.builders").joinpath("user_oriented.md").read_text(encoding="utf-8")
+
+
+class UserOriented(datasets.GeneratorBasedBuilder):
+    """``datasets`` builder of the user-oriented instructions: one ``test`` split."""
+
+    VERSION = datasets.Version("1.0.0")
+    BUILDER_CONFIGS = [datasets.BuilderConfig(name="default", version=VERSION, description="one instance each")]
+
+    def _info(self) -> datasets.DatasetInfo:
+        return datasets.DatasetInfo(
+            description=_card().split("\n---\n", 1)[-1].strip(),
+            features=FEATURES,
+            homepage="https://github.com/yizhongw/self-instruct/tree/main/human_eval",
+            license="apache-2.0",
+        )
+
+    def _split_generators(self, dl_manager):
+        if self.config.data_files:
+            files = [f for split_files in self.config.data_files.values() for f in split_files]
+        else:
+            files = [dl_manager.download(DEFAULT_URL)]
+        return [datasets.SplitGenerator(name=datasets.Split.TEST, gen_kwargs={"files": files})]
+
+    def _generate_examples(self, files: Sequence[str]) -> Iterator[tuple[Key, dict[str, Any]]]:
+        for file_idx, path in enumerate(files):
+            for row_idx, row in enumerate(_read_rows(path)):
+                yield Key(file_idx, row_idx), _example(row, path, row_idx + 1, file_idx)
+
+
+def _read_rows(path: str) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if path.endswith(".json") and text.lstrip().startswith("["):
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON: {e}") from None
+        yield from rows
+        return
+    for line_no, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}, line {line_no}: not valid JSON: {e.msg}") from None
+
+
+def _example(row: Any, path: str, row_no: int, file_idx: int) -> dict[str, str]:
+    where = f"{path}, row {row_no}"
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    instruction = row.get("instruction")
+    if not isinstance(instruction, str) or not instruction.strip():
+        raise ValueError(f"{where}: field 'instruction' is missing or empty")
+    instance = row
+    if "instances" in row:
+        instances = row["instances"]
+        if not isinstance(instances, list) or not instances or not isinstance(instances[0], dict):
+            raise ValueError(f"{where}: field 'instances' must be a non-empty list of {{input, output}} objects")
+        instance = instances[0]
+    input_text, output = instance.get("input") or "", instance.get("output") or ""
+    for name, value in (("input", input_text), ("output", output)):
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: field {name!r} must be a string, got {type(value).__name__}")
+    prefix = "" if file_idx == 0 else f"{file_idx}_"
+    return {
+        "id": str(row.get("id") or f"{prefix}{row_no - 1}"),
+        "motivation_app": str(row.get("motivation_app") or ""),
+        "instruction": instruction.strip(),
+        "input": input_text,
+        "output": output,
+        "prompt": user_prompt(instruction, input_text),
+    }
+
+
+def load_user_oriented(
+    data_files: str | os.PathLike | Sequence[str | os.PathLike] | None = None, cache_dir: str | None = None
+) -> datasets.Dataset:
+    """The ``test`` split of :class:`UserOriented`: ``data_files`` when given, else the public 252 (a download)."""
+    if data_files is not None:
+        data_files = [str(data_files)] if isinstance(data_files, (str, os.PathLike)) else [str(f) for f in data_files]
+        for f in data_files:
+            if not os.path.exists(f):
+                raise FileNotFoundError(f"user-oriented instructions file not found: {f}")
+    builder = UserOriented(data_files=data_files, cache_dir=cache_dir)
+    try:
+        builder.download_and_prepare()
+    except datasets.exceptions.DatasetGenerationError as e:
+        # datasets hides a bad row behind a generic message: surface the one naming file, row and field.
+        if isinstance(e.__cause__, ValueError):
+            raise e.__cause__ from None
+        raise
+    return builder.as_dataset(split="test")

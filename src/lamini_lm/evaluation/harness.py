@@ -1,0 +1,294 @@
+"""The paper's zero-shot benchmarks through lm-evaluation-harness, with the student's prompt wrapper.
+
+The paper evaluated with a fork of lm-eval that wrapped every context in the Alpaca template before the model saw
+it. Current lm-eval has no such switch, so :class:`lamini_lm.evaluation.lm.WrappedHFLM` is a thin subclass of
+lm-eval's ``HFLM`` that rewrites each request's context with :func:`lamini_lm.prompts.wrap_instruction` and hands it on
+unchanged otherwise: tokenisation, batching, scoring and aggregation are lm-eval's own.
+
+* decoder-only students (``config.is_encoder_decoder`` false): ``backend="causal"``, context wrapped in Alpaca's
+  no-input template, exactly as in training and inference;
+* encoder-decoder students: ``backend="seq2seq"``, raw context (the paper: they take the raw instruction, and were
+  trained on it);
+* ``wrapper=False`` (``--no-wrapper``): raw contexts for every model, the way the paper's base-model baselines
+  (GPT-2, T5, LLaMA, ...) were scored.
+
+Example:
+    >>> from lamini_lm.evaluation import evaluate_model
+    >>> results = evaluate_model("MBZUAI/LaMini-GPT-124M", tasks=["sciq", "rte"], limit=50)  # doctest: +SKIP
+    >>> results["average"], results["tasks"]["sciq"]["metric"]  # doctest: +SKIP
+    (0.61, 'acc_norm')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lamini_lm.prompts import Family
+
+__all__ = [
+    "EvalConfig",
+    "detect_family",
+    "evaluate_model",
+    "leading_positionals",
+    "main",
+    "make_lm",
+    "parse_metric_overrides",
+    "resolve_device",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    """Settings of ``lamini-lm evaluate``."""
+
+    model: str = dataclasses.field(
+        default=None, metadata={"help": "student to evaluate: a local folder or a Hub id (also the first argument)"}
+    )
+    output_dir: str = dataclasses.field(
+        default=None, metadata={"help": "where to write results.json/.md/.csv (default: eval/<model folder name>)"}
+    )
+    tasks: list[str] = dataclasses.field(
+        default=None, metadata={"help": "lm-eval task names (default: the paper's 15 tasks)"}
+    )
+    wrapper: bool = dataclasses.field(
+        default=True,
+        metadata={
+            "help": "wrap contexts as the student was trained (Alpaca for decoder-only, raw for "
+            "encoder-decoder); --no-wrapper scores raw contexts, as the paper's base-model baselines"
+        },
+    )
+    family: str = dataclasses.field(
+        default=None, metadata={"help": "'causal' or 'seq2seq' (default: read config.is_encoder_decoder)"}
+    )
+    limit: float = dataclasses.field(
+        default=None, metadata={"help": "examples per task (an int, or a fraction < 1); for quick checks only"}
+    )
+    batch_size: str = dataclasses.field(default="8", metadata={"help": "batch size, or 'auto' (lm-eval's search)"})
+    device: str = dataclasses.field(default=None, metadata={"help": "torch device (default: cuda if available)"})
+    dtype: str = dataclasses.field(default="auto", metadata={"help": "torch dtype to load the model in"})
+    include_path: str = dataclasses.field(
+        default=None, metadata={"help": "a folder of extra lm-eval task YAMLs (local data, custom tasks)"}
+    )
+    include_defaults: bool = dataclasses.field(
+        default=True, metadata={"help": "index lm-eval's built-in tasks too (--no-include-defaults: only yours)"}
+    )
+    metrics: list[str] = dataclasses.field(
+        default=None, metadata={"help": "metric overrides as task=metric, for tasks outside the paper's table"}
+    )
+    bootstrap_iters: int = dataclasses.field(
+        default=1000,
+        metadata={
+            "help": "bootstrap iterations for the stderr of non-mean metrics such as ReCoRD's f1 (0: skip); "
+            "acc stderr is closed-form. lm-eval's 100000 makes f1 on 10K examples take many minutes"
+        },
+    )
+    log_samples: bool = dataclasses.field(
+        default=False, metadata={"help": "also write every scored request to samples.jsonl (what the model saw)"}
+    )
+    seed: int = dataclasses.field(default=0, metadata={"help": "random, numpy and torch seed of lm-eval"})
+
+
+def detect_family(model: str | os.PathLike | Any) -> Family:
+    """``"seq2seq"`` for an encoder-decoder model (``config.is_encoder_decoder``), else ``"causal"``.
+
+    ``model`` is a folder, a Hub id, a ``PretrainedConfig`` or a model (anything with a ``.config``).
+    """
+    config = getattr(model, "config", model)
+    if isinstance(model, (str, os.PathLike)):
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(str(model))
+    return "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
+
+
+def resolve_device(device: str | None) -> str:
+    """``device`` as given, else ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def make_lm(
+    model: str | os.PathLike | Any,
+    *,
+    family: Family | None = None,
+    wrapper: bool = True,
+    batch_size: int | str = 8,
+    device: str | None = None,
+    dtype: str = "auto",
+    **hflm_kwargs,
+):
+    """A :class:`WrappedHFLM` for ``model`` (folder, Hub id or loaded ``PreTrainedModel``), family auto-detected."""
+    family = family or detect_family(model)
+    if family not in ("causal", "seq2seq"):
+        raise ValueError(f"family must be 'causal' or 'seq2seq', got {family!r}")
+    pretrained = str(model) if isinstance(model, os.PathLike) else model
+    from lamini_lm.evaluation.lm import WrappedHFLM
+
+    return WrappedHFLM(
+        pretrained=pretrained,
+        family=family,
+        wrap=wrapper,
+        batch_size=batch_size,
+        device=resolve_device(device),
+        dtype=dtype,
+        **hflm_kwargs,
+    )
+
+
+def evaluate_model(
+    model: str | os.PathLike | Any,
+    tasks: Sequence[str] | None = None,
+    *,
+    wrapper: bool = True,
+    family: Family | None = None,
+    limit: int | float | None = None,
+    batch_size: int | str = 8,
+    device: str | None = None,
+    dtype: str = "auto",
+    include_path: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    include_defaults: bool = True,
+    metrics: Mapping[str, str] | None = None,
+    bootstrap_iters: int = 1000,
+    log_samples: bool = False,
+    seed: int = 0,
+    **simple_evaluate_kwargs,
+) -> dict | None:
+    """Score ``model`` zero-shot on ``tasks`` (default: the paper's 15) with ``lm_eval.simple_evaluate``.
+
+    ``model`` is a folder, a Hub id, a loaded ``PreTrainedModel`` or a ready lm-eval ``LM``. Returns the summary of
+    :func:`lamini_lm.evaluation.results.summarize`: per task the paper's metric (or ``metrics[task]``), its value
+    and stderr, the unweighted average, and lm-eval's own results under ``"lm_eval"``.
+
+    Example:
+        >>> results = evaluate_model("runs/lamini-gpt-124m", tasks=["sciq"], limit=100)  # doctest: +SKIP
+    """
+    import lm_eval
+    from lm_eval.api.model import LM
+    from lm_eval.tasks import TaskManager
+
+    from lamini_lm.evaluation.results import summarize
+    from lamini_lm.evaluation.tasks import PAPER_TASKS
+
+    tasks = list(tasks) if tasks else [t.task for t in PAPER_TASKS]
+    if isinstance(model, LM):
+        lm = model
+    else:
+        lm = make_lm(model, family=family, wrapper=wrapper, batch_size=batch_size, device=device, dtype=dtype)
+    paths = [include_path] if isinstance(include_path, (str, os.PathLike)) else include_path
+    task_manager = TaskManager(
+        include_path=[str(p) for p in paths] if paths else None, include_defaults=include_defaults
+    )
+    logger.info("evaluating %s on %d task(s): %s", model, len(tasks), ", ".join(tasks))
+    raw = lm_eval.simple_evaluate(
+        model=lm,
+        tasks=tasks,
+        num_fewshot=0,
+        limit=limit,
+        task_manager=task_manager,
+        bootstrap_iters=bootstrap_iters,
+        log_samples=log_samples,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
+        **simple_evaluate_kwargs,
+    )
+    if raw is None:  # a non-zero rank of a multi-process run: rank 0 reports
+        return None
+    if log_samples and getattr(lm, "wrap", False):
+        _show_wrapped_arguments(raw, lm)
+    name = (
+        str(model)
+        if isinstance(model, (str, os.PathLike))
+        else getattr(getattr(model, "config", None), "_name_or_path", type(model).__name__)
+    )
+    return summarize(
+        raw,
+        model=name,
+        metrics=metrics,
+        family=getattr(lm, "family", None),
+        wrapper=getattr(lm, "wrap", None),
+    )
+
+
+def _show_wrapped_arguments(raw: dict, lm) -> None:
+    """Logged samples keep the task's raw text; write in what the model was really shown instead."""
+    for task, rows in (raw.get("samples") or {}).items():
+        if (raw.get("configs") or {}).get(task, {}).get("output_type") == "loglikelihood_rolling":
+            continue  # never wrapped
+        for row in rows:
+            row["arguments"] = [[lm.wrap_context(a[0]), *a[1:]] for a in row["arguments"]]
+
+
+def leading_positionals(argv: list[str], flag: str) -> list[str]:
+    """Move the bare arguments before the first flag (a YAML config aside) behind ``flag``."""
+    bare = []
+    for a in argv:
+        if a.startswith("-"):
+            break
+        bare.append(a)
+    values = [a for a in bare if not a.endswith((".yaml", ".yml"))]
+    if not values:
+        return argv
+    configs = [a for a in bare if a.endswith((".yaml", ".yml"))]
+    return [*configs, flag, *values, *argv[len(bare) :]]
+
+
+def parse_metric_overrides(items: Sequence[str] | None) -> dict[str, str]:
+    """``["task=metric", ...]`` -> ``{"task": "metric"}``, with an error naming a malformed item."""
+    out = {}
+    for item in items or []:
+        task, sep, metric = item.partition("=")
+        if not sep or not task or not metric:
+            raise ValueError(f"--metrics expects task=metric, got {item!r}")
+        out[task] = metric
+    return out
+
+
+def main(argv: list[str] | None = None, prog: str = "lamini-lm evaluate") -> int:
+    """Score a student on the paper's 15 zero-shot tasks and write results.json, results.md and results.csv."""
+    from pathlib import Path
+
+    from lamini_lm.config import parse_config
+    from lamini_lm.evaluation.results import format_table, save_results
+
+    argv = leading_positionals(list(argv) if argv is not None else [], "--model")
+    (cfg,) = parse_config([EvalConfig], argv, prog=prog, description=main.__doc__)
+    if not cfg.model:
+        raise SystemExit(f"{prog}: give the model to evaluate (a folder or a Hub id)")
+    limit = cfg.limit
+    if limit is not None and limit >= 1:
+        limit = int(limit)
+    batch_size = cfg.batch_size if cfg.batch_size == "auto" or ":" in cfg.batch_size else int(cfg.batch_size)
+    results = evaluate_model(
+        cfg.model,
+        cfg.tasks,
+        wrapper=cfg.wrapper,
+        family=cfg.family,
+        limit=limit,
+        batch_size=batch_size,
+        device=cfg.device,
+        dtype=cfg.dtype,
+        include_path=cfg.include_path,
+        include_defaults=cfg.include_defaults,
+        metrics=parse_metric_overrides(cfg.metrics),
+        bootstrap_iters=cfg.bootstrap_iters,
+        log_samples=cfg.log_samples,
+        seed=cfg.seed,
+    )
+    if results is None:  # not rank 0 of a multi-process run
+        return 0
+    output_dir = Path(cfg.output_dir or Path("eval") / Path(cfg.model.rstrip("/")).name)
+    written = save_results(results, output_dir)
+    print(format_table([results]))
+    print("\n".join(f"wrote {p}" for p in written.values()))
+    return 0

@@ -1,0 +1,318 @@
+"""The paper's A/B/C/D rubric, applied by a judge model through the generation stage's client.
+
+The paper had people grade each answer to 114 user-oriented instructions:
+
+* A: valid, acceptable and satisfying;
+* B: acceptable but has minor errors that can be improved;
+* C: relevant and responds to the instruction, but has significant errors in the content;
+* D: invalid and unacceptable.
+
+``lamini-lm judge`` asks any OpenAI-compatible model to apply the same definitions. Requests go through
+:func:`lamini_lm.generation.chat_completions`, so they are cached in a SQLite store (a re-run sends only what is
+missing), resumable after an interruption and costed (progress bar with tokens and $, ``--budget_usd``).
+
+How a judge's reply becomes a grade (:func:`parse_rating`), first rule that matches wins:
+
+1. ``label``: a grade after a label word: "Rating: B", "Grade: A-", "**Rating:** c", "Score = D";
+2. ``leading``: the reply starts with the grade alone: "B", "b)", "**C**", "(A)", "D.", "A - ...";
+3. ``phrase``: a capital grade after a verb of grading: "I'd give it a B+", "I would rate this answer C";
+4. otherwise the reply is **unparsed**: recorded with its raw text and counted apart, never guessed. "A good
+   answer" (a word, not a grade), "B or C", "B/C" and "between B and C" (two grades offered) are unparsed.
+   ``+``/``-`` modifiers are dropped (B+ is B).
+
+Example:
+    >>> from lamini_lm.evaluation.judge import parse_rating
+    >>> [parse_rating(t).grade for t in ["Rating: B", "b)", "I'd give it a B+", "Grade: A-", "**C**", "Nice."]]
+    ['B', 'B', 'B', 'A', 'C', None]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from lamini_lm.prompts import prompt_hash
+
+__all__ = [
+    "GRADES",
+    "GRADE_DEFINITIONS",
+    "JUDGE_TEMPLATE",
+    "JudgeConfig",
+    "Judgement",
+    "Rating",
+    "judge_answers",
+    "judge_messages",
+    "main",
+    "parse_rating",
+    "rubric_counts",
+]
+
+logger = logging.getLogger(__name__)
+
+GRADES = ("A", "B", "C", "D")
+
+# The paper's definitions, verbatim.
+GRADE_DEFINITIONS = {
+    "A": "valid, acceptable and satisfying",
+    "B": "acceptable but has minor errors that can be improved",
+    "C": "relevant and responds to the instruction, but has significant errors in the content",
+    "D": "invalid and unacceptable",
+}
+
+JUDGE_TEMPLATE = (
+    "You are grading the answer of an AI assistant to a user's instruction. Use exactly one of these grades:\n"
+    + "".join(f"{g}: the answer is {d};\n" for g, d in GRADE_DEFINITIONS.items())
+    + "\n[Instruction]\n{instruction}\n\n[Answer]\n{answer}\n\n"
+    'Reply with the grade on the first line as "Rating: X" (X is A, B, C or D), then one sentence saying why.'
+)
+JUDGE_PROMPT_VERSION = prompt_hash(JUDGE_TEMPLATE)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rating:
+    """A parsed judge reply: ``grade`` in A-D or ``None`` (unparsed), and the rule that matched."""
+
+    grade: str | None
+    rule: str
+
+
+_LABEL = re.compile(
+    r"\b(?:rating|grade|score|verdict|evaluation)\b\s*(?:is|of)?\s*[*_]*\s*[:=\-]?\s*[*_\"'(\[]*\s*([ABCD])(?![A-Za-z])",
+    re.IGNORECASE,
+)
+# The letter must stand alone: followed by the end, a line break, punctuation or a dash, never by a word ("A good").
+_LEADING = re.compile(r"^[\s*_\"'(\[]*([ABCDabcd])[+\-]?(?=$|\n|[*_\"')\].:,;!]|[ \t]+[\-\u2013\u2014(:])")
+# "B or C", "B/C", "between B and C": two grades offered, so none is chosen.
+_SECOND_GRADE = re.compile(
+    r"^[+\-]?[*_\"')\]]*\s*(?:and|or|/|to|-|\u2013)\s*[*_\"'(\[]*[ABCD](?![A-Za-z])", re.IGNORECASE
+)
+_PHRASE = re.compile(
+    r"\b(?:give|giving|gave|rate|rating|rated|grade|grading|graded|assign|assigned|deserves?|earns?|gets?)\b"
+    r"[^.\n]{0,40}?(?:\ban?\s+)?[*_\"'(\[]*([ABCD])[+\-]?(?![A-Za-z0-9])"
+)
+
+
+def parse_rating(text: str | None) -> Rating:
+    """The grade in a judge's reply by the module's documented rules, or ``Rating(None, "unparsed")``."""
+    if not text or not text.strip():
+        return Rating(None, "unparsed")
+    for rule, pattern in (("label", _LABEL), ("leading", _LEADING), ("phrase", _PHRASE)):
+        match = pattern.search(text.strip())
+        if match:
+            if _SECOND_GRADE.match(text.strip()[match.end(1) :]):
+                return Rating(None, "unparsed")
+            return Rating(match.group(1).upper(), rule)
+    return Rating(None, "unparsed")
+
+
+def judge_messages(instruction: str, answer: str) -> list[dict[str, str]]:
+    """The chat request asking the judge to grade ``answer`` to ``instruction``."""
+    return [{"role": "user", "content": JUDGE_TEMPLATE.format(instruction=instruction, answer=answer)}]
+
+
+@dataclasses.dataclass
+class Judgement:
+    """One graded answer: ``grade`` None with ``error`` set when the judge failed, with ``rule == "unparsed"``
+    when it answered something without a readable grade (``raw`` keeps its text)."""
+
+    id: str
+    prompt: str
+    answer: str
+    grade: str | None
+    rule: str
+    raw: str | None
+    error: str | None = None
+
+
+def judge_answers(
+    prompts: Sequence[str],
+    answers: Sequence[str],
+    config,
+    store: str | os.PathLike,
+    *,
+    ids: Sequence[str] | None = None,
+    desc: str = "judge",
+    dry_run: bool = False,
+) -> list[Judgement]:
+    """Grade each answer with the judge model in ``config`` (a :class:`lamini_lm.generation.TeacherConfig`).
+
+    Example:
+        >>> from lamini_lm.generation import TeacherConfig
+        >>> cfg = TeacherConfig(base_url="http://127.0.0.1:8000/v1", model="judge", temperature=0.0)
+        >>> judge_answers(["Name a colour."], ["Blue."], cfg, "judge.sqlite")  # doctest: +SKIP
+    """
+    from lamini_lm.generation import chat_completions
+
+    if len(prompts) != len(answers):
+        raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers")
+    ids = list(ids) if ids is not None else [str(i) for i in range(len(prompts))]
+    messages = [judge_messages(p, a) for p, a in zip(prompts, answers)]
+    replies = chat_completions(
+        messages, config, store, desc=desc, dry_run=dry_run, prompt_version=JUDGE_PROMPT_VERSION
+    )
+    out = []
+    for i, p, a, r in zip(ids, prompts, answers, replies):
+        if r.error is not None or r.text is None:
+            out.append(Judgement(i, p, a, None, "error", None, r.error or "no text"))
+        else:
+            rating = parse_rating(r.text)
+            out.append(Judgement(i, p, a, rating.grade, rating.rule, r.text))
+    unparsed = sum(j.rule == "unparsed" for j in out)
+    if unparsed:
+        logger.warning("%d of %d judge replies had no readable grade (kept as 'unparsed')", unparsed, len(out))
+    return out
+
+
+def rubric_counts(judgements: Sequence[Judgement]) -> dict[str, int]:
+    """Counts per grade A-D, plus ``unparsed`` (replies without a grade) and ``failed`` (requests that failed)."""
+    counts = {g: 0 for g in GRADES} | {"unparsed": 0, "failed": 0}
+    for j in judgements:
+        key = j.grade or ("failed" if j.rule == "error" else "unparsed")
+        counts[key] += 1
+    return counts
+
+
+def _judge_config_class():
+    from lamini_lm.generation import TeacherConfig
+
+    @dataclasses.dataclass
+    class JudgeTeacherConfig(TeacherConfig):
+        """The judge endpoint: the teacher client's settings with judge defaults."""
+
+        # Changed defaults: a judge should be deterministic and short.
+        model: str = dataclasses.field(default="gpt-4o-mini", metadata={"help": "judge model name"})
+        temperature: float = dataclasses.field(default=0.0, metadata={"help": "judge sampling temperature"})
+        max_tokens: int = dataclasses.field(default=128, metadata={"help": "longest judge reply, in tokens"})
+
+    return JudgeTeacherConfig
+
+
+@dataclasses.dataclass
+class JudgeConfig:
+    """Settings of ``lamini-lm judge`` (the judge endpoint's settings are the teacher client's)."""
+
+    student: str = dataclasses.field(
+        default=None,
+        metadata={"help": "student folder or Hub id to answer the instructions (also the first argument)"},
+    )
+    answers: str = dataclasses.field(
+        default=None, metadata={"help": "JSONL of already generated answers (id, prompt, answer) instead of a student"}
+    )
+    instructions: list[str] = dataclasses.field(
+        default=None, metadata={"help": "local user-oriented instruction file(s) (default: the public 252)"}
+    )
+    output_dir: str = dataclasses.field(default=None, metadata={"help": "where to write (default: eval/<name>/judge)"})
+    store: str = dataclasses.field(default=None, metadata={"help": "judge cache (default: <output_dir>/judge.sqlite)"})
+    limit: int = dataclasses.field(default=None, metadata={"help": "judge only the first N instructions"})
+    wrapper: bool = dataclasses.field(default=True, metadata={"help": "wrap prompts as the student was trained"})
+    max_new_tokens: int = dataclasses.field(default=256, metadata={"help": "longest student answer, in tokens"})
+    batch_size: int = dataclasses.field(default=8, metadata={"help": "student generation batch size"})
+    device: str = dataclasses.field(default=None, metadata={"help": "student device (default: cuda if available)"})
+    name: str = dataclasses.field(default=None, metadata={"help": "name of the student in outputs and the plot"})
+    reference: list[str] = dataclasses.field(
+        default_factory=lambda: ["all"], metadata={"help": "paper models shown in the plot ('all', or names)"}
+    )
+    dry_run: bool = dataclasses.field(default=False, metadata={"help": "estimate the judge's cost, send nothing"})
+
+
+def _write_jsonl(path: Path, rows: Sequence[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_answers(path: str | os.PathLike) -> list[dict]:
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}, line {n}: not valid JSON: {e.msg}") from None
+            for key in ("prompt", "answer"):
+                if not isinstance(row.get(key), str):
+                    raise ValueError(f"{path}, line {n}: field {key!r} is missing or not a string")
+            rows.append({"id": str(row.get("id", n - 1)), "prompt": row["prompt"], "answer": row["answer"]})
+    return rows
+
+
+def _student_answers(cfg: JudgeConfig, out: Path) -> list[dict]:
+    """The student's answers, reused from ``answers.jsonl`` when it holds the same prompts (a resumed run)."""
+    from lamini_lm.builders.user_oriented import load_user_oriented
+    from lamini_lm.evaluation.answers import generate_answers
+
+    ds = load_user_oriented(cfg.instructions) if cfg.instructions else load_user_oriented()
+    if cfg.limit:
+        ds = ds.select(range(min(cfg.limit, len(ds))))
+    ids, prompts = list(ds["id"]), list(ds["prompt"])
+    cached = out / "answers.jsonl"
+    if cached.exists():
+        rows = _read_answers(cached)
+        if [r["prompt"] for r in rows] == prompts:
+            logger.info("reusing the student's answers in %s", cached)
+            return rows
+    answers = generate_answers(
+        cfg.student,
+        prompts,
+        wrapper=cfg.wrapper,
+        max_new_tokens=cfg.max_new_tokens,
+        batch_size=cfg.batch_size,
+        device=cfg.device,
+    )
+    rows = [{"id": i, "prompt": p, "answer": a} for i, p, a in zip(ids, prompts, answers)]
+    _write_jsonl(cached, rows)
+    return rows
+
+
+def main(argv: list[str] | None = None, prog: str = "lamini-lm judge") -> int:
+    """Rate a student's answers to user-oriented instructions A/B/C/D with a judge model; count and plot them."""
+    from lamini_lm.config import parse_config
+    from lamini_lm.evaluation.harness import leading_positionals
+    from lamini_lm.evaluation.plots import plot_rubric
+
+    argv = leading_positionals(list(argv) if argv is not None else [], "--student")
+    cfg, teacher = parse_config([JudgeConfig, _judge_config_class()], argv, prog=prog, description=main.__doc__)
+    if not cfg.student and not cfg.answers:
+        raise SystemExit(f"{prog}: give a student (folder or Hub id) or --answers FILE")
+    name = cfg.name or Path(str(cfg.student or cfg.answers).rstrip("/")).name
+    out = Path(cfg.output_dir or Path("eval") / name / "judge")
+    rows = _read_answers(cfg.answers) if cfg.answers else _student_answers(cfg, out)
+    if cfg.answers and cfg.limit:
+        rows = rows[: cfg.limit]
+    judgements = judge_answers(
+        [r["prompt"] for r in rows],
+        [r["answer"] for r in rows],
+        teacher,
+        cfg.store or out / "judge.sqlite",
+        ids=[r["id"] for r in rows],
+        dry_run=cfg.dry_run,
+    )
+    if cfg.dry_run:
+        return 0
+    counts = rubric_counts(judgements)
+    _write_jsonl(out / "judgements.jsonl", [dataclasses.asdict(j) for j in judgements])
+    summary = {
+        "model": name,
+        "judge": teacher.model,
+        "prompt_version": JUDGE_PROMPT_VERSION,
+        "n": len(judgements),
+        "counts": counts,
+    }
+    (out / "rubric.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    png = plot_rubric(
+        {name: counts},
+        out / "rubric.png",
+        reference=cfg.reference,
+        title=f"Rubric grades by {teacher.model} (A best, D worst)",
+    )
+    print(" ".join(f"{g}={n}" for g, n in counts.items()))
+    print(f"wrote {out / 'judgements.jsonl'}, {out / 'rubric.json'}, {png}")
+    return 0
