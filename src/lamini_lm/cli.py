@@ -24,6 +24,7 @@ __all__ = ["STAGES", "main"]
 # stage name -> ("module:function" taking (argv, prog) and returning an exit code, one-line help), in pipeline order.
 STAGES: dict[str, tuple[str, str]] = {
     "toy-models": ("lamini_lm.toy:main", "build a tiny tokenizer, GPT-2 and T5 from config (offline tests, demos)"),
+    "publish": ("lamini_lm.hub:main", "push a trained student with its model card to the Hub in one commit"),
 }
 
 
