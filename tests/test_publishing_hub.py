@@ -189,3 +189,17 @@ def test_cli_without_token_exits_2_with_message(tiny_t5, capsys, monkeypatch):
     monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
     assert main(["publish", str(tiny_t5), "--repo-id", "someone/tiny"]) == 2
     assert "no Hugging Face token found" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+def test_republishing_replaces_stale_weights_in_one_commit(tiny_t5, tmp_path, fake_hub):
+    from huggingface_hub import HfApi
+
+    student = tmp_path / "s"
+    shutil.copytree(tiny_t5, student)
+    publish(student, "fake-user/again")
+    HfApi().upload_file(path_or_fileobj=b"\x00old", path_in_repo="pytorch_model.bin", repo_id="fake-user/again")
+    publish(student, "fake-user/again", commit_message="second push")
+    files = fake_hub.hub.files("fake-user/again")
+    assert "pytorch_model.bin" not in files and "model.safetensors" in files and ".gitattributes" in files
+    assert fake_hub.hub.commits("fake-user/again")[-1] == "second push"

@@ -43,6 +43,7 @@ PUBLISHED_FILES = [
     "spiece.model",
     "tokenizer.model",
 ]
+STALE_WEIGHTS = ["*.bin", "*.pt", "*.ckpt", "*.h5", "*.msgpack"]
 
 
 def publish(
@@ -84,6 +85,8 @@ def publish(
             folder_path=model_dir,
             repo_id=repo_id,
             allow_patterns=PUBLISHED_FILES,
+            # Weights of an earlier push (other shards, a .bin) go in the same commit: no stale mix of versions.
+            delete_patterns=[*STALE_WEIGHTS, *PUBLISHED_FILES],
             commit_message=commit_message or f"Upload {repo_id.split('/')[-1]} with lamini-lm",
         )
     except HfHubHTTPError as e:
