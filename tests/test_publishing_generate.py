@@ -26,6 +26,7 @@ def test_causal_student_sees_the_alpaca_wrapper_and_answers_after_response(tiny_
     model = AutoModelForCausalLM.from_pretrained(tiny_gpt2)
     tokenizer = AutoTokenizer.from_pretrained(tiny_gpt2)
     got = lamini_lm.generate(model, INSTRUCTIONS, tokenizer=tokenizer, max_new_tokens=6, batch_size=2)
+    assert tokenizer.padding_side == "right"  # the caller's tokenizer is left as it was
     # Left padding in a batch gives what each wrapped prompt gives alone.
     expected = [_manual(model, tokenizer, ALPACA_WRAPPER.format(instruction=i), 6) for i in INSTRUCTIONS]
     assert got == [_response_only(e) for e in expected]

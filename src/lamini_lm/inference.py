@@ -61,8 +61,6 @@ def generate(model, instructions, *, tokenizer=None, batch_size: int = 8, **gene
     single = isinstance(instructions, str)
     instructions = [instructions] if single else list(instructions)
     family = "seq2seq" if model.config.is_encoder_decoder else "causal"
-    if family == "causal":
-        tokenizer.padding_side = "left"  # new tokens must follow every prompt directly
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     gen_config = model.generation_config
@@ -72,9 +70,16 @@ def generate(model, instructions, *, tokenizer=None, batch_size: int = 8, **gene
 
     model.eval()
     responses: list[str] = []
+    padding_side = tokenizer.padding_side
     for start in range(0, len(instructions), batch_size):
         prompts = [wrap_instruction(text, family) for text in instructions[start : start + batch_size]]
-        batch = tokenizer(prompts, return_tensors="pt", padding=True).to(model.device)
+        # Decoder-only: new tokens must follow every prompt directly, so pad on the left (the caller's
+        # tokenizer is left as it was).
+        tokenizer.padding_side = "left" if family == "causal" else padding_side
+        try:
+            batch = tokenizer(prompts, return_tensors="pt", padding=True).to(model.device)
+        finally:
+            tokenizer.padding_side = padding_side
         with torch.no_grad():
             output = model.generate(**batch, **generate_kwargs)
         if family == "causal":
