@@ -12,7 +12,7 @@ import yaml
 
 import lamini_lm
 from lamini_lm.hub import PublishError, publish
-from lamini_lm.model_card import build_model_card, count_parameters, format_parameters
+from lamini_lm.model_card import _one_entry_per_task, build_model_card, count_parameters, format_parameters
 
 INSTRUCTIONS = ["Name three primary colours.", "Explain why the sky is blue.", "Add 2 and 3."]
 
@@ -203,3 +203,32 @@ def test_republishing_replaces_stale_weights_in_one_commit(tiny_t5, tmp_path, fa
     files = fake_hub.hub.files("fake-user/again")
     assert "pytorch_model.bin" not in files and "model.safetensors" in files and ".gitattributes" in files
     assert fake_hub.hub.commits("fake-user/again")[-1] == "second push"
+
+
+def _entry(task, dataset="json", config=None, split="test"):
+    from huggingface_hub import EvalResult
+
+    return EvalResult(
+        task_type="multiple-choice",
+        task_name=task,
+        dataset_type=dataset,
+        dataset_name=task,
+        dataset_config=config,
+        dataset_split=split,
+        metric_type="acc",
+        metric_value=50.0,
+    )
+
+
+def test_local_tasks_stay_separate_entries_in_the_model_index():
+    """Tasks on local JSON files all report dataset "json"; the Hub would merge them into one entry."""
+    from huggingface_hub import ModelCardData
+
+    entries = _one_entry_per_task([_entry("SciQ"), _entry("RTE")], "results.json")
+    assert [e.dataset_type for e in entries] == ["json:SciQ", "json:RTE"]
+    assert len(ModelCardData(model_name="x", eval_results=entries).to_dict()["model-index"][0]["results"]) == 2
+    # The paper's GLUE tasks share a dataset but not a config: they stay apart untouched.
+    glue = [_entry("SST-2", "nyu-mll/glue", "sst2"), _entry("RTE", "nyu-mll/glue", "rte")]
+    assert _one_entry_per_task(glue, "r.json") == glue
+    with pytest.raises(PublishError, match="share dataset 'nyu-mll/glue'"):
+        _one_entry_per_task([_entry("A", "nyu-mll/glue", "x"), _entry("B", "nyu-mll/glue", "x")], "r.json")

@@ -243,9 +243,36 @@ def card_eval_results(results: str | os.PathLike | Mapping, model_name: str) -> 
     except ImportError:
         entries = _eval_results_from_table(results)
     else:
-        entries = list(eval_results_for_card(results, model_name))
+        try:
+            entries = list(eval_results_for_card(results, model_name))
+        except (KeyError, ValueError) as e:
+            raise PublishError(f"{source}: no task results found ({e})") from None
     if not entries:
         raise PublishError(f"{source}: no task results found; refusing to publish an empty model-index")
+    return _one_entry_per_task(entries, source)
+
+
+# datasets' packaged loaders: a task on local files reports one of these as its dataset.
+_LOCAL_LOADERS = {"json", "csv", "parquet", "text", "arrow", "pandas", "generator"}
+
+
+def _one_entry_per_task(entries: list, source) -> list:
+    """The Hub merges model-index entries that share (task type, dataset, config, split): keep tasks apart.
+
+    Tasks on local files all report the dataset ``json``; name them ``json:<task>`` (not a Hub id, so the Hub
+    never links them to an unrelated dataset). Any remaining clash is an error rather than a silently merged entry.
+    """
+    for e in entries:
+        if e.dataset_type in _LOCAL_LOADERS:
+            e.dataset_type = f"{e.dataset_type}:{e.task_name or e.dataset_name}"
+    seen: dict[tuple, str] = {}
+    for e in entries:
+        other = seen.setdefault(e.unique_identifier, e.task_name)
+        if other != e.task_name:
+            raise PublishError(
+                f"{source}: tasks {other!r} and {e.task_name!r} share dataset {e.dataset_type!r} "
+                f"(config {e.dataset_config!r}, split {e.dataset_split!r}); the Hub would merge them into one entry"
+            )
     return entries
 
 
