@@ -25,6 +25,7 @@ __all__ = ["STAGES", "main"]
 STAGES: dict[str, tuple[str, str]] = {
     "toy-models": ("lamini_lm.toy:main", "build a tiny tokenizer, GPT-2 and T5 from config (offline tests, demos)"),
     "publish": ("lamini_lm.hub:main", "push a trained student with its model card to the Hub in one commit"),
+    "quickstart": ("lamini_lm.quickstart:main", "run the whole pipeline at toy scale into one folder (offline too)"),
 }
 
 
