@@ -145,14 +145,14 @@ def _dataset(config: QuickstartConfig, out: Path) -> tuple[Any, dict]:
     raw = raw.filter(lambda r: r["error"] is None and bool(r["response"]))
     clean, dedup_report = dedup(raw)
     kept, filter_report = filter_rows(clean)
-    reports = {"generated_instructions": len(generated), "dedup": dedup_report, "filters": filter_report}
+    reports = {"dedup": dedup_report, "filters": filter_report}
     if len(kept) < 4:  # the random offline teacher can fail every filter; train on the deduplicated rows then
         logger.warning(
             "only %d rows pass the filters; the quickstart keeps the %d deduplicated rows", len(kept), len(clean)
         )
         kept = clean
     build_release(kept, out / "dataset", pretty_name="lamini-lm quickstart", reports=reports, embed="tfidf")
-    return kept, reports
+    return kept, {"generated_instructions": len(generated), **reports}
 
 
 def train_student(
