@@ -128,7 +128,7 @@ def test_model_card_is_right_the_first_time(student, tmp_path):
     parsed = ModelCardData(**meta).eval_results  # huggingface_hub's own parser of model-index
     by_task = {r.task_name: r for r in parsed}
     assert set(by_task) == {"OpenBookQA", "SciQ", "RTE"}
-    assert (by_task["OpenBookQA"].metric_type, by_task["OpenBookQA"].metric_value) == ("acc_norm", 0.362)
+    assert (by_task["OpenBookQA"].metric_type, by_task["OpenBookQA"].metric_value) == ("acc_norm", 36.2)
     assert by_task["SciQ"].dataset_type == "allenai/sciq" and by_task["RTE"].metric_type == "acc"
     assert ModelCard(text).data.to_dict()["model-index"] == meta["model-index"]  # round-trips through ModelCard
 
@@ -139,7 +139,7 @@ def test_model_card_is_right_the_first_time(student, tmp_path):
     assert f"{n:,}" in text and format_parameters(n) in text
     assert "learning_rate | 0.0005" in text and "effective_batch_size | 32" in text and "max_source_length" in text
     assert "train loss: 1.2346" in text and "gpt-3.5-turbo" in text and "2,585,615" in text
-    assert "| **average** (3 tasks) | | | **0.5847** |" in text  # (0.362 + 0.842 + 0.55) / 3
+    assert "| **average** (3 tasks) | | | **58.4667** |" in text  # (36.2 + 84.2 + 55.0) / 3, in percent
     assert "transformers " in text and "arXiv:2304.14402" in text and "Single-turn only" in text
     assert ("### Response:" in text) == (family == "causal")
 

@@ -239,11 +239,13 @@ def card_eval_results(results: str | os.PathLike | Mapping, model_name: str) -> 
             raise PublishError(f"evaluation results not found: {results}")
         results = _read_json(Path(results))
     try:
-        from lamini_lm.evaluation import eval_results_for_card
+        from lamini_lm.evaluation import eval_results_for_card, summarize
     except ImportError:
         entries = _eval_results_from_table(results)
     else:
         try:
+            if "tasks" not in results and "results" in results:  # raw lm_eval.simple_evaluate output
+                results = summarize(results, model=model_name)
             entries = list(eval_results_for_card(results, model_name))
         except (KeyError, ValueError) as e:
             raise PublishError(f"{source}: no task results found ({e})") from None
@@ -305,7 +307,7 @@ def _eval_results_from_table(results: Mapping) -> list:
                 dataset_config=config,
                 dataset_split=split,
                 metric_type=metric,
-                metric_value=float(values[metric]),
+                metric_value=round(100 * float(values[metric]), 2),  # percent, as the paper and the evaluation stage
                 source_name="lm-evaluation-harness (zero-shot)",
                 source_url="https://github.com/EleutherAI/lm-evaluation-harness",
             )
