@@ -5,7 +5,7 @@
 2. instructions, example-guided from a few seed tasks (``lamini_lm.generation.generate_instructions``), and the
    teacher's responses to them and to the seeds (``generate_responses``);
 3. dedup and filters (``lamini_lm.quality``), then the dataset folder: parquet, plots and card (``build_release``);
-4. a student trained on it (:func:`train_student`: ``Seq2SeqTrainer`` with the paper's encoder-decoder settings);
+4. a student trained on it (``lamini_lm.train.load_recipe``: the LaMini-Flan-T5-77M recipe at toy scale);
 5. its evaluation (``lamini_lm.evaluation.evaluate_model``: a few of the paper's tasks with a teacher online, small
    local tasks shaped like them offline);
 6. its model card (``lamini_lm.model_card``), and a push with ``--push_to_hub USER/NAME``.
@@ -31,7 +31,7 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SEED_TASKS", "STAGE_APIS", "QuickstartConfig", "main", "missing_stages", "run_quickstart", "train_student"]
+__all__ = ["SEED_TASKS", "STAGE_APIS", "QuickstartConfig", "main", "missing_stages", "run_quickstart"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +109,7 @@ class QuickstartConfig:
 STAGE_APIS = {
     "lamini_lm.generation": ("TeacherConfig", "generate_instructions", "generate_responses"),
     "lamini_lm.quality": ("dedup", "filter_rows", "build_release"),
+    "lamini_lm.train": ("load_recipe",),
     "lamini_lm.evaluation": ("evaluate_model", "save_results"),
 }
 
@@ -175,63 +176,10 @@ def _dataset(config: QuickstartConfig, out: Path) -> tuple[Any, dict]:
     return kept, {"generated_instructions": len(generated), **reports}
 
 
-def train_student(
-    dataset, output_dir: str | os.PathLike, base_model: str | os.PathLike, *, epochs: float = 2.0, seed: int = 0
-) -> Path:
-    """Fine-tune an encoder-decoder ``base_model`` on ``dataset`` (instruction -> response) into ``output_dir``.
-
-    The paper's encoder-decoder setting at toy scale: the raw instruction in (SPEC 6), the teacher's response as
-    the target, learning rate 5e-4 with a linear schedule, ``Seq2SeqTrainer``. The recipes of ``lamini-lm train``
-    are the full-scale version.
-    """
-    from transformers import (
-        AutoConfig,
-        AutoModelForSeq2SeqLM,
-        AutoTokenizer,
-        DataCollatorForSeq2Seq,
-        Seq2SeqTrainer,
-        Seq2SeqTrainingArguments,
-    )
-
-    from lamini_lm.prompts import wrap_instruction
-
-    if not getattr(AutoConfig.from_pretrained(str(base_model)), "is_encoder_decoder", False):
-        raise ValueError(
-            f"{base_model}: the quickstart trains encoder-decoder students; use lamini-lm train for others"
-        )
-    output_dir = Path(output_dir)
-    tokenizer = AutoTokenizer.from_pretrained(str(base_model))
-    model = AutoModelForSeq2SeqLM.from_pretrained(str(base_model))
-
-    def tokenize(row):
-        features = tokenizer(wrap_instruction(row["instruction"], "seq2seq"), truncation=True, max_length=512)
-        features["labels"] = tokenizer(text_target=row["response"], truncation=True, max_length=512)["input_ids"]
-        return features
-
-    train = dataset.map(tokenize, remove_columns=dataset.column_names)
-    args = Seq2SeqTrainingArguments(
-        output_dir=str(output_dir),
-        num_train_epochs=epochs,
-        learning_rate=5e-4,
-        lr_scheduler_type="linear",
-        per_device_train_batch_size=8,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        seed=seed,
-        disable_tqdm=False,
-    )
-    collator = DataCollatorForSeq2Seq(tokenizer, model=model)
-    trainer = Seq2SeqTrainer(
-        model=model, args=args, train_dataset=train, data_collator=collator, processing_class=tokenizer
-    )
-    trainer.train()
-    trainer.save_model(str(output_dir))  # weights, config, tokenizer, training_args.bin
-    trainer.save_state()  # trainer_state.json: steps and losses, read by the model card
-    return output_dir
-
-
 def _train(config: QuickstartConfig, out: Path, dataset) -> Path:
+    """The LaMini-Flan-T5-77M recipe (``lamini_lm.train``) at toy scale: the toy dataset, a few epochs, CPU-sized."""
+    from lamini_lm.train import load_recipe
+
     base = config.base_model
     if config.is_offline:
         from transformers import AutoTokenizer
@@ -240,7 +188,24 @@ def _train(config: QuickstartConfig, out: Path, dataset) -> Path:
 
         tokenizer = AutoTokenizer.from_pretrained(out / "tokenizer")
         base = build_tiny_t5(out / "student-init", seed=config.seed, tokenizer=tokenizer)
-    return train_student(dataset, out / "student", base, epochs=config.epochs, seed=config.seed)
+    recipe = load_recipe(
+        "lamini-flan-t5-77m",
+        model_name_or_path=str(base),
+        dataset_name=str(out / "dataset"),
+        output_dir=str(out / "student"),
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=8,
+        gradient_accumulation_steps=1,
+        eval_split_size=0,
+        eval_strategy="no",
+        save_strategy="no",
+        logging_steps=1,
+        bf16=False,
+        seed=config.seed,
+        report_to="none",
+    )
+    recipe.train()
+    return out / "student"
 
 
 def _evaluate(config: QuickstartConfig, out: Path, student: Path) -> dict:
