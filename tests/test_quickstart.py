@@ -49,3 +49,11 @@ def test_quickstart_offline_end_to_end(tmp_path, capsys):
     meta = yaml.safe_load(card.split("---\n")[1])
     assert len(meta["model-index"][0]["results"]) == len(results["tasks"])
     assert meta["pipeline_tag"] == "text2text-generation"
+
+
+@pytest.mark.skipif(not missing_stages(), reason="every stage API is installed")
+def test_missing_stage_apis_are_named(tmp_path, capsys):
+    from lamini_lm.quickstart import main
+
+    assert main(["--output", str(tmp_path / "q")]) == 2
+    assert missing_stages()[0] in capsys.readouterr().out

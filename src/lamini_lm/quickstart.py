@@ -292,6 +292,10 @@ def main(argv: list[str] | None = None, prog: str = "lamini-lm quickstart") -> i
     from lamini_lm.config import parse_config
 
     (config,) = parse_config([QuickstartConfig], argv, prog=prog, description=main.__doc__)
+    missing = missing_stages()
+    if missing:
+        print(f"{prog}: error: this installation lacks the stage APIs the quickstart runs: {', '.join(missing)}")
+        return 2
     summary = run_quickstart(config)
     print(json.dumps(summary, indent=2, default=str))
     return 0
