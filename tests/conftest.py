@@ -131,6 +131,8 @@ def fake_hub(monkeypatch, tmp_path):
         monkeypatch.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", False)
         monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
         monkeypatch.setattr(hf_api.api, "endpoint", endpoint)
+        # transformers keeps one HfApi built on first use: rebuild it against this endpoint.
+        monkeypatch.setattr("transformers.utils.hub._hf_api", None)
         monkeypatch.setattr(datasets.config, "HF_ENDPOINT", endpoint)
         monkeypatch.setattr(
             datasets.config, "HUB_DATASETS_URL", endpoint + "/datasets/{repo_id}/resolve/{revision}/{path}"

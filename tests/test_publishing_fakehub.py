@@ -75,3 +75,26 @@ def test_dataset_push_to_hub_and_download(fake_hub, tmp_path):
     assert "README.md" in files
     local = hf_hub_download("fake-user/tiny-data", parquet, repo_type="dataset", cache_dir=tmp_path)
     assert datasets.Dataset.from_parquet(local)["response"] == ["x", "y"]
+
+
+@pytest.mark.slow  # ~10 s: a fresh interpreter imports transformers
+def test_a_fresh_interpreter_reaches_the_fake_hub_through_the_environment_alone(fake_hub, tiny_t5, tmp_path):
+    """What a user does: HF_ENDPOINT + HF_HUB_DISABLE_XET set before Python starts, nothing patched."""
+    import subprocess
+    import sys
+
+    from huggingface_hub import HfApi
+
+    HfApi().create_repo("fake-user/tiny-t5")
+    HfApi().upload_folder(folder_path=tiny_t5, repo_id="fake-user/tiny-t5")
+    code = (
+        "from transformers import AutoModelForSeq2SeqLM\n"
+        "m = AutoModelForSeq2SeqLM.from_pretrained('fake-user/tiny-t5')\n"
+        "print(m.num_parameters())\n"
+    )
+    env = {**fake_hub.env, "HF_HUB_CACHE": str(tmp_path / "subprocess-cache")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    from transformers import AutoModelForSeq2SeqLM
+
+    assert int(out.stdout.split()[-1]) == AutoModelForSeq2SeqLM.from_pretrained(tiny_t5).num_parameters()

@@ -9,4 +9,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["__version__"]
+from lamini_lm.inference import generate  # noqa: E402  (light: imports torch/transformers only when called)
+
+__all__ = ["__version__", "generate"]

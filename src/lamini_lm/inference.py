@@ -1,0 +1,94 @@
+"""Answer instructions with a student, applying the prompt wrapper its family was trained with.
+
+Encoder-decoder students take the raw instruction; decoder-only students take Alpaca's no-input template
+(:data:`lamini_lm.prompts.ALPACA_WRAPPER`) and only the text after ``### Response:`` is their answer. The family
+is read from ``config.is_encoder_decoder``, so a user never has to know it.
+
+Example:
+    >>> import lamini_lm
+    >>> lamini_lm.generate("MBZUAI/LaMini-Flan-T5-77M", ["Name three primary colours."])  # doctest: +SKIP
+    ['Red, yellow and blue.']
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any, overload
+
+from lamini_lm.prompts import wrap_instruction
+
+__all__ = ["generate", "load_student"]
+
+logger = logging.getLogger(__name__)
+
+RESPONSE_MARKER = "### Response:"
+
+
+def load_student(model: str | os.PathLike, **from_pretrained_kwargs):
+    """``(model, tokenizer)`` for a local folder or Hub id, with the Auto class its config calls for."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(str(model))
+    auto = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+    return auto.from_pretrained(str(model), **from_pretrained_kwargs), AutoTokenizer.from_pretrained(str(model))
+
+
+@overload
+def generate(model: Any, instructions: str, *, tokenizer: Any = None, batch_size: int = 8, **kw: Any) -> str: ...
+@overload
+def generate(
+    model: Any, instructions: Sequence[str], *, tokenizer: Any = None, batch_size: int = 8, **kw: Any
+) -> list[str]: ...
+def generate(model, instructions, *, tokenizer=None, batch_size: int = 8, **generate_kwargs):
+    """The student's responses to ``instructions`` (a list of strings, or one string for one response).
+
+    ``model`` is a local folder, a Hub id, or a loaded ``PreTrainedModel`` (then pass ``tokenizer``, or it is
+    loaded from ``model.name_or_path``). ``generate_kwargs`` go to ``model.generate`` (e.g. ``max_new_tokens``,
+    ``do_sample``); the model's generation config supplies the rest, with ``max_new_tokens=256`` if it sets no
+    length. Batches are left-padded for decoder-only students.
+    """
+    import torch
+
+    if isinstance(model, (str, os.PathLike)):
+        model, loaded_tokenizer = load_student(model)
+        tokenizer = tokenizer or loaded_tokenizer
+    elif tokenizer is None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model.name_or_path)
+    single = isinstance(instructions, str)
+    instructions = [instructions] if single else list(instructions)
+    family = "seq2seq" if model.config.is_encoder_decoder else "causal"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    gen_config = model.generation_config
+    if "max_new_tokens" not in generate_kwargs and "max_length" not in generate_kwargs:
+        generate_kwargs["max_new_tokens"] = gen_config.max_new_tokens or 256
+    generate_kwargs.setdefault("pad_token_id", gen_config.pad_token_id or tokenizer.pad_token_id)
+
+    model.eval()
+    responses: list[str] = []
+    padding_side = tokenizer.padding_side
+    for start in range(0, len(instructions), batch_size):
+        prompts = [wrap_instruction(text, family) for text in instructions[start : start + batch_size]]
+        # Decoder-only: new tokens must follow every prompt directly, so pad on the left (the caller's
+        # tokenizer is left as it was).
+        tokenizer.padding_side = "left" if family == "causal" else padding_side
+        try:
+            batch = tokenizer(prompts, return_tensors="pt", padding=True).to(model.device)
+        finally:
+            tokenizer.padding_side = padding_side
+        with torch.no_grad():
+            output = model.generate(**batch, **generate_kwargs)
+        if family == "causal":
+            output = output[:, batch["input_ids"].shape[1] :]  # the prompt ends with "### Response:"
+        for text in tokenizer.batch_decode(output, skip_special_tokens=True):
+            responses.append(_response_only(text) if family == "causal" else text.strip())
+    return responses[0] if single else responses
+
+
+def _response_only(text: str) -> str:
+    """A decoder-only student's answer: what it wrote before starting a new ``### Instruction:`` turn."""
+    return text.split("### Instruction:")[0].strip()

@@ -1,0 +1,437 @@
+"""The model card of a distilled student, right the first time.
+
+Metadata goes through ``huggingface_hub.ModelCardData`` (base model, datasets, license, language, pipeline tag,
+library, tags, a ``model-index`` named after the repository and built from evaluation results), text through
+``lamini_lm/templates/model_card.md``: usage that works as pasted, intended use and limitations, training
+hyperparameters, framework versions, the parameter count read from the weights, and the paper's citation.
+
+What the card says is read from the model folder: ``config.json``, the safetensors headers, ``trainer_state.json``,
+``training_args.bin`` (loaded with ``weights_only=True``, only transformers/accelerate/lamini_lm types), a
+Trainer-written ``README.md`` and lamini-lm's run record ``lamini_lm_run.json`` (keys ``base_model``,
+``datasets``, ``teacher``, ``train_examples``, ``hyperparameters``, ``framework_versions``); arguments win over
+all of them. The released LaMini cards are the counter-example: a stale model-index name, ``results: []``,
+``base_model`` added later by a bot, "61M" on a 77M model.
+
+Example:
+    >>> from lamini_lm.model_card import build_model_card
+    >>> card = build_model_card("runs/t5", "me/lamini-flan-t5-77m", eval_results="eval.json")  # doctest: +SKIP
+    >>> card.save("runs/t5/README.md")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import struct
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from lamini_lm.prompts import ALPACA_WRAPPER
+
+__all__ = [
+    "RUN_METADATA_FILE",
+    "PublishError",
+    "build_model_card",
+    "card_eval_results",
+    "count_parameters",
+    "format_parameters",
+    "model_family",
+]
+
+logger = logging.getLogger(__name__)
+
+RUN_METADATA_FILE = "lamini_lm_run.json"
+TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
+# What a student repository holds; checkpoints, optimizer states and pickled training arguments stay local.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+class PublishError(RuntimeError):
+    """A model folder that cannot be published, or a push that the Hub refused; the message says what to do."""
+
+
+def model_family(model_dir: str | os.PathLike) -> str:
+    """``"seq2seq"`` for an encoder-decoder ``config.json``, ``"causal"`` otherwise."""
+    return "seq2seq" if _read_json(Path(model_dir) / "config.json").get("is_encoder_decoder") else "causal"
+
+
+def count_parameters(model_dir: str | os.PathLike) -> int:
+    """The number of parameters stored in the folder's ``*.safetensors`` files, read from their headers.
+
+    Tied weights are stored once, so this is the model's unique parameter count (``model.num_parameters()``),
+    never a number guessed from a name.
+    """
+    files = sorted(Path(model_dir).glob("*.safetensors"))
+    if not files:
+        raise PublishError(f"{model_dir}: no *.safetensors weights found (save with model.save_pretrained(...))")
+    total = 0
+    for path in files:
+        with open(path, "rb") as f:
+            (size,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(size))
+        for name, info in header.items():
+            if name != "__metadata__":
+                n = 1
+                for dim in info["shape"]:
+                    n *= dim
+                total += n
+    return total
+
+
+def format_parameters(n: int) -> str:
+    """``76_961_152 -> "77M"``, ``1_345_000_000 -> "1.3B"``, ``52_000 -> "52K"`` (how the herd is named)."""
+    if n >= 1e9:
+        return f"{n / 1e9:.1f}B"
+    if n >= 1e6:
+        return f"{n / 1e6:.0f}M"
+    return f"{n / 1e3:.0f}K"
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise PublishError(f"{path}: not valid JSON ({e})") from None
+
+
+def _training_arguments(model_dir: Path) -> dict[str, Any]:
+    """The Trainer's ``training_args.bin`` as a dict, unpickled only if it holds transformers/accelerate types."""
+    path = model_dir / "training_args.bin"
+    if not path.is_file():
+        return {}
+    import importlib
+
+    import torch
+
+    trusted = []
+    for name in torch.serialization.get_unsafe_globals_in_checkpoint(str(path)):
+        module, _, attr = name.rpartition(".")
+        if not module.startswith(("transformers.", "accelerate.", "lamini_lm.")):
+            logger.info("%s holds %s; not loading it for the card", path, name)
+            return {}
+        obj = getattr(importlib.import_module(module), attr, None)
+        if not isinstance(obj, type):
+            return {}
+        trusted.append(obj)
+    try:
+        with torch.serialization.safe_globals(trusted):
+            args = torch.load(path, weights_only=True)
+    except Exception as e:  # an unreadable optional file only costs the card some rows
+        logger.info("could not read %s (%s); the card omits its hyperparameters", path, e)
+        return {}
+    return args.to_dict() if hasattr(args, "to_dict") else {}
+
+
+# TrainingArguments shown on the card; zero/False/empty values (features not used) are left out.
+_CARD_ARGS = (
+    "learning_rate",
+    "num_train_epochs",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "lr_scheduler_type",
+    "warmup_ratio",
+    "warmup_steps",
+    "weight_decay",
+    "optim",
+    "seed",
+    "bf16",
+    "fp16",
+)
+
+
+def _hyperparameters(model_dir: Path, run: Mapping[str, Any]) -> dict[str, Any]:
+    args = _training_arguments(model_dir)
+    out: dict[str, Any] = {k: args[k] for k in _CARD_ARGS if args.get(k) not in (None, 0, False, "")}
+    if "seed" in args:
+        out["seed"] = args["seed"]  # 0 is a seed worth showing
+    if args:
+        batch = args.get("per_device_train_batch_size", 1) * args.get("gradient_accumulation_steps", 1)
+        out["effective_batch_size"] = batch * int(run.get("world_size", 1))
+    steps = _read_json(model_dir / "trainer_state.json").get("global_step")
+    if steps:
+        out["steps"] = steps
+    out.update(run.get("hyperparameters") or {})
+    # to_dict() leaves enums as enums (SchedulerType.LINEAR): show their value.
+    return {k: getattr(v, "value", v) for k, v in out.items()}
+
+
+def _final_losses(model_dir: Path) -> dict[str, float]:
+    losses: dict[str, float] = {}
+    for entry in _read_json(model_dir / "trainer_state.json").get("log_history", []):
+        for key in ("train_loss", "eval_loss"):
+            if key in entry:
+                losses[key.replace("_", " ")] = round(float(entry[key]), 4)
+    return losses
+
+
+def _framework_versions(run: Mapping[str, Any]) -> dict[str, str]:
+    versions = {}
+    for dist in ("lamini-lm", "transformers", "torch", "datasets", "tokenizers", "peft", "accelerate"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    versions.update(run.get("framework_versions") or {})
+    return versions
+
+
+def _usage(repo_id: str, family: str) -> str:
+    if family == "seq2seq":
+        return (
+            "```python\n"
+            "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\n\n"
+            f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")\n'
+            f'model = AutoModelForSeq2SeqLM.from_pretrained("{repo_id}")\n'
+            'inputs = tokenizer("Name three primary colours.", return_tensors="pt")\n'
+            "outputs = model.generate(**inputs, max_new_tokens=128)\n"
+            "print(tokenizer.decode(outputs[0], skip_special_tokens=True))\n"
+            "```\n\n"
+            'With transformers 4.x, `pipeline("text2text-generation", model=...)` gives the same; transformers 5 '
+            "removed that pipeline."
+        )
+    return (
+        "```python\n"
+        "from transformers import pipeline\n\n"
+        f'generator = pipeline("text-generation", model="{repo_id}")\n'
+        f"wrapper = {ALPACA_WRAPPER!r}\n"
+        'prompt = wrapper.format(instruction="Name three primary colours.")\n'
+        'print(generator(prompt, max_new_tokens=128, return_full_text=False)[0]["generated_text"].strip())\n'
+        "```"
+    )
+
+
+# SPEC 7: lm-eval task -> (paper name, Hub dataset, config, split, the paper's metric). Used until
+# lamini_lm.evaluation provides eval_results_for_card.
+_PAPER_TASKS = {
+    "openbookqa": ("OpenBookQA", "allenai/openbookqa", "main", "test", "acc_norm"),
+    "sciq": ("SciQ", "allenai/sciq", None, "test", "acc_norm"),
+    "race": ("RACE", "EleutherAI/race", "high", "test", "acc"),
+    "arc_challenge": ("ARC-Challenge", "allenai/ai2_arc", "ARC-Challenge", "test", "acc_norm"),
+    "piqa": ("PIQA", "baber/piqa", None, "validation", "acc_norm"),
+    "record": ("ReCoRD", "aps/super_glue", "record", "validation", "f1"),
+    "sst2": ("SST-2", "nyu-mll/glue", "sst2", "validation", "acc"),
+    "mrpc": ("MRPC", "nyu-mll/glue", "mrpc", "validation", "acc"),
+    "rte": ("RTE", "nyu-mll/glue", "rte", "validation", "acc"),
+    "mnli": ("MultiNLI", "nyu-mll/glue", "mnli", "validation_matched", "acc"),
+    "mnli_mismatch": ("MultiNLI mismatched", "nyu-mll/glue", "mnli", "validation_mismatched", "acc"),
+    "wsc273": ("WSC", "lighteval/winograd_wsc", "wsc273", "test", "acc"),
+    "winogrande": ("WinoGrande", "allenai/winogrande", "winogrande_xl", "validation", "acc"),
+    "wic": ("WiC", "aps/super_glue", "wic", "validation", "acc"),
+    "hellaswag": ("HellaSwag", "Rowan/hellaswag", None, "validation", "acc_norm"),
+}
+
+
+def card_eval_results(results: str | os.PathLike | Mapping, model_name: str) -> list:
+    """``huggingface_hub.EvalResult`` entries for the card's model-index from an evaluation results file or dict.
+
+    Uses ``lamini_lm.evaluation.eval_results_for_card`` when the evaluation stage provides it; otherwise reads
+    ``lm_eval`` output (``{"results": {task: {"acc,none": ...}}}``) or ``{task: {"metric": m, "value": v}}``.
+    """
+    source = results
+    if not isinstance(results, Mapping):
+        if not Path(results).is_file():
+            raise PublishError(f"evaluation results not found: {results}")
+        results = _read_json(Path(results))
+    try:
+        from lamini_lm.evaluation import eval_results_for_card, summarize
+    except ImportError:
+        entries = _eval_results_from_table(results)
+    else:
+        try:
+            if "tasks" not in results and "results" in results:  # raw lm_eval.simple_evaluate output
+                results = summarize(results, model=model_name)
+            entries = list(eval_results_for_card(results, model_name))
+        except (KeyError, ValueError) as e:
+            raise PublishError(f"{source}: no task results found ({e})") from None
+    if not entries:
+        raise PublishError(f"{source}: no task results found; refusing to publish an empty model-index")
+    return _one_entry_per_task(entries, source)
+
+
+# datasets' packaged loaders: a task on local files reports one of these as its dataset.
+_LOCAL_LOADERS = {"json", "csv", "parquet", "text", "arrow", "pandas", "generator"}
+
+
+def _one_entry_per_task(entries: list, source) -> list:
+    """The Hub merges model-index entries that share (task type, dataset, config, split): keep tasks apart.
+
+    Tasks on local files all report the dataset ``json``; name them ``json:<task>`` (not a Hub id, so the Hub
+    never links them to an unrelated dataset). Any remaining clash is an error rather than a silently merged entry.
+    """
+    for e in entries:
+        if e.dataset_type in _LOCAL_LOADERS:
+            e.dataset_type = f"{e.dataset_type}:{e.task_name or e.dataset_name}"
+    seen: dict[tuple, str] = {}
+    for e in entries:
+        other = seen.setdefault(e.unique_identifier, e.task_name)
+        if other != e.task_name:
+            raise PublishError(
+                f"{source}: tasks {other!r} and {e.task_name!r} share dataset {e.dataset_type!r} "
+                f"(config {e.dataset_config!r}, split {e.dataset_split!r}); the Hub would merge them into one entry"
+            )
+    return entries
+
+
+def _eval_results_from_table(results: Mapping) -> list:
+    from huggingface_hub import EvalResult
+
+    table = results.get("results", results.get("tasks", results))
+    entries = []
+    for task, metrics in table.items():
+        if not isinstance(metrics, Mapping):
+            continue
+        name, dataset, config, split, metric = _PAPER_TASKS.get(task, (task, task, None, None, None))
+        if "metric" in metrics and "value" in metrics:
+            values = {metrics["metric"]: metrics["value"]}
+        else:
+            values = {
+                k.split(",")[0]: v
+                for k, v in metrics.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and "stderr" not in k
+            }
+        if not values:
+            continue
+        metric = metric if metric in values else next(iter(values))
+        entries.append(
+            EvalResult(
+                task_type="text-generation",
+                task_name=name,
+                dataset_type=dataset,
+                dataset_name=name,
+                dataset_config=config,
+                dataset_split=split,
+                metric_type=metric,
+                metric_value=round(100 * float(values[metric]), 2),  # percent, as the paper and the evaluation stage
+                source_name="lm-evaluation-harness (zero-shot)",
+                source_url="https://github.com/EleutherAI/lm-evaluation-harness",
+            )
+        )
+    return entries
+
+
+def _hub_ids(values: Sequence[str] | str | None) -> list[str]:
+    """Dataset ids that can go in card metadata; local paths are reported in the text only."""
+    values = [values] if isinstance(values, str) else list(values or [])
+    return [v for v in values if _HUB_ID.match(v) and not Path(v).exists()]
+
+
+def build_model_card(
+    model_dir: str | os.PathLike,
+    repo_id: str,
+    *,
+    base_model: str | None = None,
+    datasets: Sequence[str] | str | None = None,
+    eval_results: str | os.PathLike | Mapping | None = None,
+    license: str = "cc-by-nc-4.0",
+    language: Sequence[str] = ("en",),
+    tags: Sequence[str] = (),
+    teacher: str | None = None,
+):
+    """The ``huggingface_hub.ModelCard`` for the student in ``model_dir``, to be published as ``repo_id``.
+
+    ``eval_results`` is a results JSON path (``lamini-lm evaluate`` output or ``lm_eval``'s) or its loaded dict;
+    its entries become the card's ``model-index`` under the repository's own name. Without results the card has
+    no ``model-index`` at all rather than an empty one.
+    """
+    from huggingface_hub import ModelCard, ModelCardData
+
+    model_dir = Path(model_dir)
+    config = _read_json(model_dir / "config.json")
+    if not config:
+        raise PublishError(f"{model_dir}: no config.json; is this a folder written by save_pretrained?")
+    run = _read_json(model_dir / RUN_METADATA_FILE)
+    trainer_card = _trainer_card_data(model_dir)
+    family = "seq2seq" if config.get("is_encoder_decoder") else "causal"
+    name_or_path = config.get("_name_or_path") or ""
+    base_model = (
+        base_model
+        or run.get("base_model")
+        or trainer_card.get("base_model")
+        or (name_or_path if _hub_ids([name_or_path]) else None)
+    )
+    if isinstance(base_model, list):
+        base_model = base_model[0] if base_model else None
+    all_datasets = list(([datasets] if isinstance(datasets, str) else datasets) or run.get("datasets") or [])
+    all_datasets = all_datasets or list(trainer_card.get("datasets") or [])
+    hub_datasets = _hub_ids(all_datasets)
+    model_name = repo_id.split("/")[-1]
+    results = card_eval_results(eval_results, model_name) if eval_results is not None else []
+    n_params = count_parameters(model_dir)
+    _check_size_in_name(model_name, n_params)
+
+    card_data = ModelCardData(
+        model_name=model_name,
+        base_model=base_model if base_model and _hub_ids([base_model]) else None,
+        datasets=hub_datasets or None,
+        license=license,
+        language=list(language),
+        library_name="transformers",
+        pipeline_tag="text2text-generation" if family == "seq2seq" else "text-generation",
+        tags=list(dict.fromkeys(["lamini-lm", "distillation", "instruction-tuning", family, *tags])),
+        eval_results=results or None,
+    )
+    values = [r.metric_value for r in results if isinstance(r.metric_value, (int, float))]
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(TEMPLATE),
+        model_name=model_name,
+        repo_id=repo_id,
+        family=family,
+        family_text="encoder-decoder" if family == "seq2seq" else "decoder-only",
+        architecture=(config.get("architectures") or [config.get("model_type", "unknown")])[0],
+        parameters_exact=f"{n_params:,}",
+        parameters_human=format_parameters(n_params),
+        dataset_links=", ".join(
+            f"[{d}](https://huggingface.co/datasets/{d})" if d in hub_datasets else f"`{d}`" for d in all_datasets
+        ),
+        teacher=teacher or run.get("teacher"),
+        train_examples=f"{run['train_examples']:,}" if run.get("train_examples") else None,
+        hyperparameters=_hyperparameters(model_dir, run),
+        final_losses=_final_losses(model_dir),
+        framework_versions=_framework_versions(run),
+        usage=_usage(repo_id, family),
+        eval_rows=[
+            {
+                "task": r.task_name or r.dataset_name,
+                "dataset": r.dataset_type,
+                "metric": r.metric_type,
+                "value": round(r.metric_value, 4) if isinstance(r.metric_value, float) else r.metric_value,
+            }
+            for r in results
+        ],
+        eval_average=round(sum(values) / len(values), 4) if len(values) > 1 else None,
+    )
+
+
+def _trainer_card_data(model_dir: Path) -> dict:
+    """Metadata of a README.md the Trainer wrote (base_model, datasets), if there is one."""
+    if not (model_dir / "README.md").is_file():
+        return {}
+    from huggingface_hub import ModelCard
+
+    try:
+        return ModelCard.load(model_dir / "README.md", ignore_metadata_errors=True).data.to_dict()
+    except Exception as e:  # a hand-written README without metadata is not an error
+        logger.debug("ignoring %s: %s", model_dir / "README.md", e)
+        return {}
+
+
+def _check_size_in_name(model_name: str, n_params: int) -> None:
+    """Warn when a size in the repository name (``...-61M``) disagrees with the weights by more than 10%."""
+    match = re.search(r"(\d+(?:\.\d+)?)([MB])\b", model_name, flags=re.I)
+    if match:
+        named = float(match.group(1)) * (1e9 if match.group(2).upper() == "B" else 1e6)
+        if abs(named - n_params) > 0.1 * n_params:
+            logger.warning(
+                "the name %r says %s parameters but the weights hold %s (%s)",
+                model_name,
+                match.group(0),
+                f"{n_params:,}",
+                format_parameters(n_params),
+            )

@@ -1,0 +1,234 @@
+"""Publishing: a student pushed to a Hub-compatible app loads back with plain from_pretrained and answers the same."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+
+import pytest
+import yaml
+
+import lamini_lm
+from lamini_lm.hub import PublishError, publish
+from lamini_lm.model_card import _one_entry_per_task, build_model_card, count_parameters, format_parameters
+
+INSTRUCTIONS = ["Name three primary colours.", "Explain why the sky is blue.", "Add 2 and 3."]
+
+
+@pytest.fixture(params=["t5", "gpt2"])
+def student(request, tmp_path):
+    """A copy of a tiny student (both families), as a training run leaves it."""
+    src = request.getfixturevalue(f"tiny_{request.param}")
+    dst = tmp_path / f"student-{request.param}"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _card_meta(text: str) -> dict:
+    match = re.match(r"^---\n(.*?)\n---\n", text, flags=re.S)
+    assert match, "card has no YAML front matter"
+    return yaml.safe_load(match.group(1))
+
+
+@pytest.mark.integration
+def test_push_then_from_pretrained_gives_identical_generations(student, fake_hub, caplog):
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    caplog.set_level(logging.DEBUG)
+    before = lamini_lm.generate(student, INSTRUCTIONS, max_new_tokens=8)
+    assert any(before), "the comparison below needs non-empty generations"
+    repo_id = f"fake-user/lamini-{student.name}"
+    info = publish(student, repo_id, base_model="google/flan-t5-small", datasets=["MBZUAI/LaMini-instruction"])
+
+    assert fake_hub.hub.commits(repo_id) == ["initial commit", f"Upload lamini-{student.name} with lamini-lm"]
+    files = fake_hub.hub.files(repo_id)
+    assert {"README.md", "config.json", "generation_config.json", "model.safetensors", "tokenizer.json"} <= set(files)
+    assert files["model.safetensors"] == (student / "model.safetensors").read_bytes()
+    assert info.oid in info.commit_url
+
+    # Plain transformers, from the endpoint only (a fresh cache), with the Auto class the family calls for.
+    seq2seq = AutoConfig.from_pretrained(repo_id).is_encoder_decoder
+    auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
+    model = auto.from_pretrained(repo_id)
+    assert lamini_lm.generate(model, INSTRUCTIONS, max_new_tokens=8) == before
+    assert lamini_lm.generate(repo_id, INSTRUCTIONS, max_new_tokens=8) == before
+
+    # The token never reaches the card, the pushed files or the logs.
+    assert all(fake_hub.token.encode() not in data for data in files.values())
+    assert fake_hub.token not in caplog.text
+
+
+def test_no_token_is_a_clear_error(tiny_t5, tmp_path, monkeypatch):
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    with pytest.raises(PublishError, match="no Hugging Face token found: set HF_TOKEN"):
+        publish(tiny_t5, "someone/model")
+
+
+LM_EVAL_RESULTS = {
+    "results": {
+        "openbookqa": {"alias": "openbookqa", "acc,none": 0.31, "acc_stderr,none": 0.02, "acc_norm,none": 0.362},
+        "sciq": {"acc,none": 0.88, "acc_norm,none": 0.842},
+        "rte": {"acc,none": 0.55},
+    }
+}
+
+
+def _write_training_record(student, family):
+    """What a training run leaves beside the weights: trainer_state.json, training_args.bin, lamini_lm_run.json."""
+    import torch
+    from transformers import Seq2SeqTrainingArguments, TrainingArguments
+
+    cls = Seq2SeqTrainingArguments if family == "seq2seq" else TrainingArguments
+    args = cls(
+        output_dir=str(student),
+        learning_rate=5e-4,
+        num_train_epochs=5,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=8,
+        lr_scheduler_type="linear",
+        seed=42,
+        report_to=[],
+    )
+    torch.save(args, student / "training_args.bin")
+    state = {"global_step": 120, "log_history": [{"loss": 2.0, "step": 10}, {"train_loss": 1.23456, "step": 120}]}
+    (student / "trainer_state.json").write_text(json.dumps(state))
+    run = {
+        "base_model": "google/flan-t5-small",
+        "datasets": ["MBZUAI/LaMini-instruction", "/local/extra"],
+        "teacher": "gpt-3.5-turbo",
+        "train_examples": 2585615,
+        "hyperparameters": {"max_source_length": 512},
+    }
+    (student / "lamini_lm_run.json").write_text(json.dumps(run))
+
+
+def test_model_card_is_right_the_first_time(student, tmp_path):
+    from huggingface_hub import ModelCard, ModelCardData
+    from transformers import AutoConfig
+
+    family = "seq2seq" if AutoConfig.from_pretrained(student).is_encoder_decoder else "causal"
+    _write_training_record(student, family)
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(LM_EVAL_RESULTS))
+    card = build_model_card(student, "someone/lamini-tiny-58K", eval_results=results)
+    text = str(card)
+
+    meta = _card_meta(text)  # YAML parses
+    assert meta["base_model"] == "google/flan-t5-small"
+    assert meta["datasets"] == ["MBZUAI/LaMini-instruction"]  # a local path is not a Hub dataset id
+    assert meta["license"] == "cc-by-nc-4.0" and meta["language"] == ["en"]
+    assert meta["library_name"] == "transformers"
+    assert meta["pipeline_tag"] == ("text2text-generation" if family == "seq2seq" else "text-generation")
+    assert {"lamini-lm", "distillation", family} <= set(meta["tags"])
+    # model-index: named after this repository, non-empty, each entry task + dataset + metric + value.
+    [index] = meta["model-index"]
+    assert index["name"] == "lamini-tiny-58K"
+    parsed = ModelCardData(**meta).eval_results  # huggingface_hub's own parser of model-index
+    by_task = {r.task_name: r for r in parsed}
+    assert set(by_task) == {"OpenBookQA", "SciQ", "RTE"}
+    assert (by_task["OpenBookQA"].metric_type, by_task["OpenBookQA"].metric_value) == ("acc_norm", 36.2)
+    assert by_task["SciQ"].dataset_type == "allenai/sciq" and by_task["RTE"].metric_type == "acc"
+    assert ModelCard(text).data.to_dict()["model-index"] == meta["model-index"]  # round-trips through ModelCard
+
+    from transformers import AutoModel
+
+    n = AutoModel.from_pretrained(student).num_parameters()
+    assert count_parameters(student) == n
+    assert f"{n:,}" in text and format_parameters(n) in text
+    assert "learning_rate | 0.0005" in text and "effective_batch_size | 32" in text and "max_source_length" in text
+    assert "train loss: 1.2346" in text and "gpt-3.5-turbo" in text and "2,585,615" in text
+    assert "| **average** (3 tasks) | | | **58.4667** |" in text  # (36.2 + 84.2 + 55.0) / 3, in percent
+    assert "transformers " in text and "arXiv:2304.14402" in text and "Single-turn only" in text
+    assert ("### Response:" in text) == (family == "causal")
+
+
+def test_card_without_results_has_no_empty_model_index(student):
+    text = str(build_model_card(student, "someone/lamini-tiny"))
+    meta = _card_meta(text)
+    assert "model-index" not in meta and "Not evaluated yet" in text
+    assert "base_model" not in meta  # nothing recorded: absent, never a wrong guess
+
+
+def test_results_without_any_task_are_refused(tiny_t5, tmp_path):
+    results = tmp_path / "empty.json"
+    results.write_text(json.dumps({"results": {}}))
+    with pytest.raises(PublishError, match="no task results"):
+        build_model_card(tiny_t5, "someone/x", eval_results=results)
+
+
+def test_size_in_name_that_disagrees_with_weights_warns(tiny_t5, caplog):
+    build_model_card(tiny_t5, "someone/lamini-t5-61M")
+    assert "says 61M parameters but the weights hold" in caplog.text
+
+
+@pytest.mark.integration
+def test_usage_snippet_in_card_works_as_pasted(student, fake_hub):
+    repo_id = f"fake-user/snippet-{student.name}"
+    publish(student, repo_id)
+    card = fake_hub.hub.files(repo_id)["README.md"].decode()
+    [snippet] = re.findall(r"## How to use\n\n```python\n(.*?)```", card, flags=re.S)
+    snippet = snippet.replace("max_new_tokens=128", "max_new_tokens=4")
+    exec(compile(snippet, "card-snippet", "exec"), {})  # noqa: S102  # the user's copy-paste, verbatim
+
+
+def test_cli_card_only_writes_readme(tiny_t5, tmp_path, capsys):
+    from lamini_lm.cli import main
+
+    student = tmp_path / "s"
+    shutil.copytree(tiny_t5, student)
+    assert main(["publish", str(student), "--repo-id", "someone/tiny", "--card-only"]) == 0
+    assert _card_meta((student / "README.md").read_text())["pipeline_tag"] == "text2text-generation"
+    assert capsys.readouterr().out.strip() == str(student / "README.md")
+
+
+def test_cli_without_token_exits_2_with_message(tiny_t5, capsys, monkeypatch):
+    from lamini_lm.cli import main
+
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    assert main(["publish", str(tiny_t5), "--repo-id", "someone/tiny"]) == 2
+    assert "no Hugging Face token found" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+def test_republishing_replaces_stale_weights_in_one_commit(tiny_t5, tmp_path, fake_hub):
+    from huggingface_hub import HfApi
+
+    student = tmp_path / "s"
+    shutil.copytree(tiny_t5, student)
+    publish(student, "fake-user/again")
+    HfApi().upload_file(path_or_fileobj=b"\x00old", path_in_repo="pytorch_model.bin", repo_id="fake-user/again")
+    publish(student, "fake-user/again", commit_message="second push")
+    files = fake_hub.hub.files("fake-user/again")
+    assert "pytorch_model.bin" not in files and "model.safetensors" in files and ".gitattributes" in files
+    assert fake_hub.hub.commits("fake-user/again")[-1] == "second push"
+
+
+def _entry(task, dataset="json", config=None, split="test"):
+    from huggingface_hub import EvalResult
+
+    return EvalResult(
+        task_type="multiple-choice",
+        task_name=task,
+        dataset_type=dataset,
+        dataset_name=task,
+        dataset_config=config,
+        dataset_split=split,
+        metric_type="acc",
+        metric_value=50.0,
+    )
+
+
+def test_local_tasks_stay_separate_entries_in_the_model_index():
+    """Tasks on local JSON files all report dataset "json"; the Hub would merge them into one entry."""
+    from huggingface_hub import ModelCardData
+
+    entries = _one_entry_per_task([_entry("SciQ"), _entry("RTE")], "results.json")
+    assert [e.dataset_type for e in entries] == ["json:SciQ", "json:RTE"]
+    assert len(ModelCardData(model_name="x", eval_results=entries).to_dict()["model-index"][0]["results"]) == 2
+    # The paper's GLUE tasks share a dataset but not a config: they stay apart untouched.
+    glue = [_entry("SST-2", "nyu-mll/glue", "sst2"), _entry("RTE", "nyu-mll/glue", "rte")]
+    assert _one_entry_per_task(glue, "r.json") == glue
+    with pytest.raises(PublishError, match="share dataset 'nyu-mll/glue'"):
+        _one_entry_per_task([_entry("A", "nyu-mll/glue", "x"), _entry("B", "nyu-mll/glue", "x")], "r.json")
