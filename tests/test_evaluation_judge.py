@@ -159,16 +159,7 @@ def test_student_sees_its_wrapper(tiny_gpt2, tiny_tokenizer, monkeypatch, wrappe
     assert seen[0] == expected
 
 
-def _has_generation_client() -> bool:
-    try:
-        from lamini_lm.generation import chat_completions  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @pytest.mark.integration
-@pytest.mark.skipif(not _has_generation_client(), reason="needs lamini_lm.generation.chat_completions (issue 3)")
 def test_judge_end_to_end_against_a_real_server(teacher_server, tiny_gpt2, user_file, tmp_path, capsys):
     """The CLI answers with the student, asks the local judge through the cached client, counts and plots."""
     from lamini_lm.cli import main

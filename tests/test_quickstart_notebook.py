@@ -6,12 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lamini_lm.quickstart import missing_stages
-
 NOTEBOOK = Path(__file__).resolve().parents[1] / "docs" / "quickstart.ipynb"
 
 
-@pytest.mark.skipif(bool(missing_stages()), reason=f"stage APIs not merged yet: {missing_stages()}")
 @pytest.mark.integration  # ~50 s: a kernel, a served teacher, training and lm-eval; kept in CI so it never rots
 def test_quickstart_notebook_executes(tmp_path, monkeypatch):
     import nbformat
