@@ -41,15 +41,27 @@ def generate(model: Any, instructions: str, *, tokenizer: Any = None, batch_size
 def generate(
     model: Any, instructions: Sequence[str], *, tokenizer: Any = None, batch_size: int = 8, **kw: Any
 ) -> list[str]: ...
-def generate(model, instructions, *, tokenizer=None, batch_size: int = 8, **generate_kwargs):
+def generate(
+    model,
+    instructions,
+    *,
+    tokenizer=None,
+    batch_size: int = 8,
+    wrapper: bool = True,
+    progress: bool = False,
+    **generate_kwargs,
+):
     """The student's responses to ``instructions`` (a list of strings, or one string for one response).
 
     ``model`` is a local folder, a Hub id, or a loaded ``PreTrainedModel`` (then pass ``tokenizer``, or it is
     loaded from ``model.name_or_path``). ``generate_kwargs`` go to ``model.generate`` (e.g. ``max_new_tokens``,
     ``do_sample``); the model's generation config supplies the rest, with ``max_new_tokens=256`` if it sets no
-    length. Batches are left-padded for decoder-only students.
+    length. Batches are left-padded for decoder-only students, and prompts are truncated so prompt plus new
+    tokens fit the model's positions. ``wrapper=False`` feeds the raw text (base models, as the paper's
+    baselines); ``progress=True`` shows a tqdm bar.
     """
     import torch
+    from tqdm.auto import tqdm
 
     if isinstance(model, (str, os.PathLike)):
         model, loaded_tokenizer = load_student(model)
@@ -68,16 +80,24 @@ def generate(model, instructions, *, tokenizer=None, batch_size: int = 8, **gene
         generate_kwargs["max_new_tokens"] = gen_config.max_new_tokens or 256
     generate_kwargs.setdefault("pad_token_id", gen_config.pad_token_id or tokenizer.pad_token_id)
 
+    max_input = min(getattr(tokenizer, "model_max_length", 2048) or 2048, 2048)
+    positions = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+    if family == "causal" and positions and "max_new_tokens" in generate_kwargs:
+        max_input = max(1, min(max_input, positions - generate_kwargs["max_new_tokens"]))
+
     model.eval()
     responses: list[str] = []
     padding_side = tokenizer.padding_side
+    bar = tqdm(total=len(instructions), desc="student answers", unit="answer", disable=not progress)
     for start in range(0, len(instructions), batch_size):
-        prompts = [wrap_instruction(text, family) for text in instructions[start : start + batch_size]]
+        texts = instructions[start : start + batch_size]
+        prompts = [wrap_instruction(text, family) for text in texts] if wrapper else texts
         # Decoder-only: new tokens must follow every prompt directly, so pad on the left (the caller's
         # tokenizer is left as it was).
         tokenizer.padding_side = "left" if family == "causal" else padding_side
         try:
-            batch = tokenizer(prompts, return_tensors="pt", padding=True).to(model.device)
+            batch = tokenizer(prompts, return_tensors="pt", padding=True, truncation=True, max_length=max_input)
+            batch = batch.to(model.device)
         finally:
             tokenizer.padding_side = padding_side
         with torch.no_grad():
@@ -86,6 +106,8 @@ def generate(model, instructions, *, tokenizer=None, batch_size: int = 8, **gene
             output = output[:, batch["input_ids"].shape[1] :]  # the prompt ends with "### Response:"
         for text in tokenizer.batch_decode(output, skip_special_tokens=True):
             responses.append(_response_only(text) if family == "causal" else text.strip())
+        bar.update(len(texts))
+    bar.close()
     return responses[0] if single else responses
 
 
