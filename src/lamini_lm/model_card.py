@@ -206,49 +206,25 @@ def _usage(repo_id: str, family: str) -> str:
     )
 
 
-# SPEC 7: lm-eval task -> (paper name, Hub dataset, config, split, the paper's metric). Used until
-# lamini_lm.evaluation provides eval_results_for_card.
-_PAPER_TASKS = {
-    "openbookqa": ("OpenBookQA", "allenai/openbookqa", "main", "test", "acc_norm"),
-    "sciq": ("SciQ", "allenai/sciq", None, "test", "acc_norm"),
-    "race": ("RACE", "EleutherAI/race", "high", "test", "acc"),
-    "arc_challenge": ("ARC-Challenge", "allenai/ai2_arc", "ARC-Challenge", "test", "acc_norm"),
-    "piqa": ("PIQA", "baber/piqa", None, "validation", "acc_norm"),
-    "record": ("ReCoRD", "aps/super_glue", "record", "validation", "f1"),
-    "sst2": ("SST-2", "nyu-mll/glue", "sst2", "validation", "acc"),
-    "mrpc": ("MRPC", "nyu-mll/glue", "mrpc", "validation", "acc"),
-    "rte": ("RTE", "nyu-mll/glue", "rte", "validation", "acc"),
-    "mnli": ("MultiNLI", "nyu-mll/glue", "mnli", "validation_matched", "acc"),
-    "mnli_mismatch": ("MultiNLI mismatched", "nyu-mll/glue", "mnli", "validation_mismatched", "acc"),
-    "wsc273": ("WSC", "lighteval/winograd_wsc", "wsc273", "test", "acc"),
-    "winogrande": ("WinoGrande", "allenai/winogrande", "winogrande_xl", "validation", "acc"),
-    "wic": ("WiC", "aps/super_glue", "wic", "validation", "acc"),
-    "hellaswag": ("HellaSwag", "Rowan/hellaswag", None, "validation", "acc_norm"),
-}
-
-
 def card_eval_results(results: str | os.PathLike | Mapping, model_name: str) -> list:
     """``huggingface_hub.EvalResult`` entries for the card's model-index from an evaluation results file or dict.
 
-    Uses ``lamini_lm.evaluation.eval_results_for_card`` when the evaluation stage provides it; otherwise reads
-    ``lm_eval`` output (``{"results": {task: {"acc,none": ...}}}``) or ``{task: {"metric": m, "value": v}}``.
+    Accepts the evaluation stage's results (``lamini-lm evaluate``'s ``results.json``) or raw
+    ``lm_eval.simple_evaluate`` output, and builds the entries with ``lamini_lm.evaluation.eval_results_for_card``.
     """
     source = results
     if not isinstance(results, Mapping):
         if not Path(results).is_file():
             raise PublishError(f"evaluation results not found: {results}")
         results = _read_json(Path(results))
+    from lamini_lm.evaluation import eval_results_for_card, summarize
+
     try:
-        from lamini_lm.evaluation import eval_results_for_card, summarize
-    except ImportError:
-        entries = _eval_results_from_table(results)
-    else:
-        try:
-            if "tasks" not in results and "results" in results:  # raw lm_eval.simple_evaluate output
-                results = summarize(results, model=model_name)
-            entries = list(eval_results_for_card(results, model_name))
-        except (KeyError, ValueError) as e:
-            raise PublishError(f"{source}: no task results found ({e})") from None
+        if "tasks" not in results and "results" in results:  # raw lm_eval.simple_evaluate output
+            results = summarize(results, model=model_name)
+        entries = list(eval_results_for_card(results, model_name))
+    except (KeyError, ValueError) as e:
+        raise PublishError(f"{source}: no task results found ({e})") from None
     if not entries:
         raise PublishError(f"{source}: no task results found; refusing to publish an empty model-index")
     return _one_entry_per_task(entries, source)
@@ -275,43 +251,6 @@ def _one_entry_per_task(entries: list, source) -> list:
                 f"{source}: tasks {other!r} and {e.task_name!r} share dataset {e.dataset_type!r} "
                 f"(config {e.dataset_config!r}, split {e.dataset_split!r}); the Hub would merge them into one entry"
             )
-    return entries
-
-
-def _eval_results_from_table(results: Mapping) -> list:
-    from huggingface_hub import EvalResult
-
-    table = results.get("results", results.get("tasks", results))
-    entries = []
-    for task, metrics in table.items():
-        if not isinstance(metrics, Mapping):
-            continue
-        name, dataset, config, split, metric = _PAPER_TASKS.get(task, (task, task, None, None, None))
-        if "metric" in metrics and "value" in metrics:
-            values = {metrics["metric"]: metrics["value"]}
-        else:
-            values = {
-                k.split(",")[0]: v
-                for k, v in metrics.items()
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and "stderr" not in k
-            }
-        if not values:
-            continue
-        metric = metric if metric in values else next(iter(values))
-        entries.append(
-            EvalResult(
-                task_type="text-generation",
-                task_name=name,
-                dataset_type=dataset,
-                dataset_name=name,
-                dataset_config=config,
-                dataset_split=split,
-                metric_type=metric,
-                metric_value=round(100 * float(values[metric]), 2),  # percent, as the paper and the evaluation stage
-                source_name="lm-evaluation-harness (zero-shot)",
-                source_url="https://github.com/EleutherAI/lm-evaluation-harness",
-            )
-        )
     return entries
 
 
