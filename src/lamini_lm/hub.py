@@ -15,10 +15,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import tempfile
 from dataclasses import field
 from pathlib import Path
 
+from lamini_lm.io import write_text_atomic
 from lamini_lm.model_card import PublishError, build_model_card
 
 __all__ = ["PUBLISHED_FILES", "PublishConfig", "PublishError", "build_model_card", "main", "publish"]
@@ -77,7 +77,7 @@ def publish(
     if "/" not in repo_id:
         raise PublishError(f"repo id {repo_id!r} must be NAMESPACE/NAME, e.g. your-user/lamini-flan-t5-77m")
     card = build_model_card(model_dir, repo_id, **card_kwargs)
-    _atomic_write(model_dir / "README.md", str(card))
+    write_text_atomic(model_dir / "README.md", str(card))
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
@@ -98,13 +98,6 @@ def publish(
         raise
     logger.info("published %s to %s", model_dir, info.commit_url)
     return info
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 @dataclasses.dataclass
@@ -147,7 +140,7 @@ def main(argv: list[str] | None = None, prog: str = "lamini-lm publish") -> int:
     try:
         if config.card_only:
             card = build_model_card(rest.model_dir, config.repo_id, **card_kwargs)
-            _atomic_write(Path(rest.model_dir) / "README.md", str(card))
+            write_text_atomic(Path(rest.model_dir) / "README.md", str(card))
             print(Path(rest.model_dir) / "README.md")
             return 0
         info = publish(

@@ -21,13 +21,13 @@ import logging
 import math
 import numbers
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from lamini_lm import __version__
 from lamini_lm.evaluation.tasks import PAPER_TASKS, paper_metric, paper_task
+from lamini_lm.io import write_text_atomic
 from lamini_lm.prompts import PROMPT_HASHES
 
 __all__ = [
@@ -141,18 +141,6 @@ def summarize(
     return summary
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _json_default(obj):
     # lm-eval configs can hold functions and numpy scalars; record them as text, the way lm-eval's tracker does.
     try:
@@ -172,9 +160,9 @@ def save_results(results: Mapping[str, Any], output_dir: str | os.PathLike) -> d
     paths = {"json": out / "results.json", "markdown": out / "results.md", "csv": out / "results.csv"}
     samples = results.get("samples")
     results = {k: v for k, v in results.items() if k != "samples"}
-    _atomic_write(paths["json"], json.dumps(results, indent=2, default=_json_default, sort_keys=False) + "\n")
-    _atomic_write(paths["markdown"], format_table([results]) + "\n")
-    _atomic_write(paths["csv"], results_frame([results]).to_csv(index_label="task"))
+    write_text_atomic(paths["json"], json.dumps(results, indent=2, default=_json_default, sort_keys=False) + "\n")
+    write_text_atomic(paths["markdown"], format_table([results]) + "\n")
+    write_text_atomic(paths["csv"], results_frame([results]).to_csv(index_label="task"))
     if samples:
         paths["samples"] = out / "samples.jsonl"
         lines = (
@@ -182,7 +170,7 @@ def save_results(results: Mapping[str, Any], output_dir: str | os.PathLike) -> d
             for task, rows in samples.items()
             for row in rows
         )
-        _atomic_write(paths["samples"], "\n".join(lines) + "\n")
+        write_text_atomic(paths["samples"], "\n".join(lines) + "\n")
     return paths
 
 

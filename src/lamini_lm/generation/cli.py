@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None, prog: str = "lamini-lm generate") -> int
         signal.signal(signal.SIGTERM, previous)
     if out.dry_run:
         return 0
-    from lamini_lm.generation.io import save_dataset
+    from lamini_lm.io import save_dataset
 
     save_dataset(ds, out.output, overwrite=out.overwrite)
     failed = sum(e is not None for e in ds["error"])

@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from lamini_lm.generation.config import TeacherConfig
-from lamini_lm.generation.io import load_table, rows_to_dataset
+from lamini_lm.generation.io import rows_to_dataset
 from lamini_lm.generation.parsing import ParseReport, parse_examples
 from lamini_lm.generation.runner import chat_completions, request_keys
+from lamini_lm.io import load_table
 from lamini_lm.prompts import PROMPT_HASHES, example_guided_prompt, topic_guided_prompt
 from lamini_lm.records import InstructionSource
 

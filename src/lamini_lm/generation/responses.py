@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from lamini_lm.generation.config import TeacherConfig
-from lamini_lm.generation.io import load_table, rows_to_dataset
+from lamini_lm.generation.io import rows_to_dataset
 from lamini_lm.generation.runner import chat_completions, request_keys
+from lamini_lm.io import load_table
 from lamini_lm.prompts import SYSTEM_MESSAGE, prompt_hash
 from lamini_lm.records import GENERATION_COLUMNS, InstructionSource
 

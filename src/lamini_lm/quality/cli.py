@@ -21,9 +21,9 @@ import os
 from dataclasses import asdict, dataclass, field
 
 from lamini_lm.config import parse_config
+from lamini_lm.io import load_table, save_dataset, write_json
 from lamini_lm.quality.dedup import DedupConfig
 from lamini_lm.quality.filters import FilterConfig
-from lamini_lm.quality.io import load_table, save_dataset, write_json
 
 __all__ = ["decontaminate_main", "dedup_main", "filter_main", "push_dataset_main", "stats_main"]
 
@@ -82,7 +82,7 @@ def _require(**values: str | None) -> None:
 
 
 def _finish(ds, report: dict, args: DataArgs) -> int:
-    save_dataset(ds, args.output)
+    save_dataset(ds, args.output, overwrite=True)
     path = args.report or args.output.rstrip("/") + ".report.json"
     write_json(report, path)
     print(f"{report.get('rows_in', '?')} rows in, {len(ds)} rows out -> {args.output} (report: {path})")

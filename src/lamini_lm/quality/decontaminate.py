@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lamini_lm.quality.io import column, load_table
+from lamini_lm.io import load_table
+from lamini_lm.quality.io import column
 from lamini_lm.quality.text import TokenizedTexts, ngram_hashes, tokenize_texts
 
 if TYPE_CHECKING:
