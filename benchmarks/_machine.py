@@ -31,6 +31,11 @@ def machine_facts(packages: Sequence[str] = ("torch", "transformers", "datasets"
 def print_machine(packages: Sequence[str] = ("torch", "transformers", "datasets")) -> None:
     print("# machine: " + ", ".join(f"{k}={v}" for k, v in machine_facts(packages).items()))
     print(f"# date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    load = os.getloadavg()
+    print(
+        f"# load average at start: {load[0]:.2f} (1 min), {load[1]:.2f} (5 min) on {os.cpu_count()} cores; "
+        "other jobs on the machine skew absolute seconds, so compare the ratios measured side by side"
+    )
 
 
 def median_of(fn: Callable[[], float], repeats: int) -> tuple[float, list[float]]:

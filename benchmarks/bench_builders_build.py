@@ -61,7 +61,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     print_machine(("datasets", "pyarrow"))
-    print("# shared machine: other jobs run at the same time; compare the ratios, not the absolute seconds")
     import datasets
 
     datasets.disable_progress_bars()

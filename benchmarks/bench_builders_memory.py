@@ -124,7 +124,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     print_machine(("datasets", "pyarrow"))
-    print("# shared machine: other jobs run at the same time; compare the ratios, not the absolute seconds")
     with tempfile.TemporaryDirectory() as workdir:
         for rows in args.rows:
             run = os.path.join(workdir, f"run_{rows}")

@@ -55,7 +55,6 @@ def main() -> int:
     datasets.disable_progress_bars()
     torch.set_num_threads(args.threads)
     print_machine(("torch", "transformers", "datasets", "lm_eval"))
-    print("# note: shared machine (other jobs running); compare the ratio, not absolute seconds")
     tmp = Path(tempfile.mkdtemp(prefix="bench_evaluation_"))
     model = build_tiny_gpt2(tmp / "gpt2", tokenizer=build_tiny_tokenizer(tmp / "tok"))
     plain = write_demo_tasks(tmp / "plain", n=args.rows)

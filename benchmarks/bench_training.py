@@ -168,7 +168,6 @@ def main(argv=None) -> int:
     p.add_argument("--out-json", default=None)
     args = p.parse_args(argv)
     print_machine(("torch", "transformers", "datasets", "accelerate"))
-    print("# the machine may be shared with other jobs: compare the ratios, measured side by side")
     import datasets
 
     rows = synthetic_rows(args.examples, seed=0)

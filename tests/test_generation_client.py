@@ -8,6 +8,7 @@ import pytest
 
 from generation_fakes import FakeOpenAI
 from lamini_lm.generation import Store, TeacherConfig, chat_completions, estimate, request_key
+from lamini_lm.records import Response
 
 
 def msgs(n: int, prefix: str = "q") -> list[list[dict]]:
@@ -204,3 +205,28 @@ def test_progress_bar_shows_done_total_rate_tokens_and_dollars(tmp_path, capsys)
         chat_completions(msgs(3), cfg(url, progress=True, prices="fake=1,1"), tmp_path / "s.sqlite", desc="demo")
     err = capsys.readouterr().err
     assert "demo" in err and "3/3" in err and "req/s" in err and "tok=" in err and "$0.0000" in err
+
+
+def test_claims_keep_two_runs_on_one_store_from_sending_the_same_key(tmp_path):
+    path = tmp_path / "store.sqlite"
+    with Store(path) as first, Store(path) as second:
+        assert first.claim(["a", "b"]) == {"a", "b"}
+        assert second.claim(["a", "b", "c"]) == {"c"}  # a and b belong to a live process (this one)
+        assert second.claimed_by_others(["a", "b", "c"]) == {k: f"{first.host}:{first.pid}" for k in "ab"}
+        first.put("a", Response("done"))
+        first.release()
+        assert second.claim(["a", "b"]) == {"b"}  # "a" is answered: never claimed again
+    with Store(path) as third:  # closing released every claim
+        assert third.claimed_by_others(["a", "b", "c"]) == {}
+
+
+def test_claims_of_a_dead_process_are_taken_over(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "store.sqlite"
+    script = f"import os; from lamini_lm.generation import Store; Store({str(path)!r}).claim(['x', 'y']); os._exit(0)"
+    subprocess.run([sys.executable, "-c", script], check=True)  # exits without releasing, as a kill -9 would
+    with Store(path) as store:
+        assert store.claimed_by_others(["x", "y"])  # still recorded...
+        assert store.claim(["x", "y"]) == {"x", "y"}  # ...but its process is gone, so they are free

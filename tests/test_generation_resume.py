@@ -175,3 +175,45 @@ def _cfg(url):
 
 def _v():
     return prompt_hash(SYSTEM_MESSAGE)
+
+
+@pytest.mark.integration
+def test_two_runs_on_one_store_at_once_pay_each_request_once(tmp_path):
+    n = 120
+    inp = write_jsonl(tmp_path / "in.jsonl", [{"instruction": f"Shared task {i}."} for i in range(n)])
+    store = tmp_path / "shared.sqlite"
+    fake = FakeOpenAI(latency=0.05)
+    with fake as url:
+
+        def cmd(out):
+            return [
+                sys.executable,
+                "-m",
+                "lamini_lm.cli",
+                "generate",
+                "responses",
+                "--input",
+                str(inp),
+                "--output",
+                str(tmp_path / out),
+                "--store",
+                str(store),
+                "--base_url",
+                url,
+                "--model",
+                "fake",
+                "--concurrency",
+                "4",
+                "--no_progress",
+            ]
+
+        first = subprocess.Popen(cmd("a"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while committed_rows(store) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second = subprocess.run(cmd("b"), capture_output=True, text=True, timeout=120)
+        assert first.wait(60) == 0 and second.returncode == 0, second.stderr[-2000:]
+    assert "being answered by another process" in second.stderr
+    assert sorted(fake.requests) == sorted(f"Shared task {i}." for i in range(n)), "a request was sent twice"
+    a, b = (datasets.load_from_disk(str(tmp_path / o)) for o in "ab")
+    assert a["response"] == b["response"] == [f"Answer: Shared task {i}." for i in range(n)]

@@ -5,7 +5,8 @@ drained by ``concurrency`` workers per endpoint (so a faster endpoint takes more
 attempt; on a retryable failure it schedules the retry for later (``Retry-After`` or exponential backoff with
 jitter) and takes the next request at once: a request waiting on a backoff never holds a slot, so the endpoint is
 never idled by a sleeping retry. Retries jump the queue, so a run does not end on a long tail. Every answer is
-committed to the store as it arrives.
+committed to the store as it arrives. A run first claims its missing keys in the store: keys another live process
+on the same store is answering are waited for, not sent again.
 
 Example:
     >>> from lamini_lm.generation import TeacherConfig, chat_completions
@@ -213,6 +214,52 @@ class _Run:
             self._finish(job, Response(None, error=attempt.error), persist=True)
 
 
+CLAIM_POLL_SECONDS = 1.0  # how often a run looks for the answers another process is fetching
+
+
+async def _send(endpoints: list[TeacherConfig], st: Store, todo: dict[str, Messages], progress: _Progress):
+    primary = endpoints[0]
+    if primary.batch_api:
+        from lamini_lm.generation.batch import run_batches
+
+        return await run_batches(endpoints, st, todo, progress)
+    jobs = [_Job(k, m, primary.max_tokens, estimate_tokens(m), max_prompt_tokens(m)) for k, m in todo.items()]
+    return await _Run(endpoints, st, jobs, progress).run()
+
+
+async def _answer_missing(
+    endpoints: list[TeacherConfig], st: Store, todo: dict[str, Messages], progress: _Progress
+) -> dict[str, Response]:
+    """Send the keys this run claims; wait for those another live process on the same store is answering (and
+    take them over if it dies), so that no request is paid twice."""
+    results: dict[str, Response] = {}
+    pending = dict(todo)
+    told = False
+    while pending:
+        mine = st.claim(pending)
+        if mine:
+            batch = {k: pending.pop(k) for k in list(pending) if k in mine}
+            results.update(await _send(endpoints, st, batch, progress))
+        if not pending:
+            break
+        if not told:
+            owners = sorted(set(st.claimed_by_others(pending).values()))
+            logger.warning(
+                "%d requests are being answered by another process on %s (%s): waiting for its answers",
+                len(pending),
+                st.path,
+                ", ".join(owners) or "just finished",
+            )
+            told = True
+        await asyncio.sleep(CLAIM_POLL_SECONDS)
+        found = st.get_many(pending)
+        for k, r in found.items():
+            results[k] = r
+            del pending[k]
+        progress.bar.update(len(found))
+    return results
+
+
 def _prepare(messages_list, config, prompt_version):
     endpoints = as_endpoints(config)
     primary = endpoints[0]
@@ -292,19 +339,10 @@ async def achat_completions(
             logger.info("%s: %d requests to send, %d answered from %s", desc, len(todo), n_unique - len(todo), store)
         progress = _Progress(n_unique, n_unique - len(todo), desc, primary.progress and bool(todo))
         try:
-            if not todo:
-                results: dict[str, Response] = {}
-            elif primary.batch_api:
-                from lamini_lm.generation.batch import run_batches
-
-                results = await run_batches(endpoints, st, todo, progress)
-            else:
-                jobs = [
-                    _Job(k, m, primary.max_tokens, estimate_tokens(m), max_prompt_tokens(m)) for k, m in todo.items()
-                ]
-                results = await _Run(endpoints, st, jobs, progress).run()
+            results = await _answer_missing(endpoints, st, todo, progress) if todo else {}
         finally:
             progress.close()
+            st.release()
     missing = Response(None, error="not answered (run interrupted)")
     return [cached.get(k) or results.get(k, missing) for k in keys]
 

@@ -7,6 +7,10 @@ stored too; transient ones (retries exhausted, budget reached) are not, so a re-
 
 Batch API runs also record their batch ids here, so polling resumes after a restart.
 
+Several processes may share one store (the same command started twice, or two commands whose requests overlap):
+before sending, a run *claims* its missing keys (:meth:`Store.claim`); a key claimed by another live process is
+not sent again but waited for. Claims of a process that died (``kill -9``) are taken over by the next claimant.
+
 Example:
     >>> from lamini_lm.generation.store import Store, request_key
     >>> from lamini_lm.records import Response
@@ -22,8 +26,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -47,6 +53,13 @@ CREATE TABLE IF NOT EXISTS batches (
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started REAL NOT NULL
+);
 """
 SCHEMA_VERSION = "1"
 
@@ -79,6 +92,8 @@ class Store:
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
         elif row[0] != SCHEMA_VERSION:
             raise RuntimeError(f"{self.path}: store schema {row[0]}, this lamini-lm reads {SCHEMA_VERSION}")
+        self.host, self.pid = socket.gethostname(), os.getpid()
+        self.owner = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:12]}"
 
     # answers
     def get_many(self, keys: Iterable[str]) -> dict[str, Response]:
@@ -112,6 +127,53 @@ class Store:
             total += json.loads(blob).get("cost_usd") or 0.0
         return total
 
+    # claims: which process is answering which key
+    def claim(self, keys: Iterable[str]) -> set[str]:
+        """Claim the ``keys`` that are neither answered in the store nor claimed by another live process.
+
+        Returns the keys this store object now holds (claimed before or now): send those, and wait for the rest
+        (:meth:`claimed_by_others`). Atomic against other processes; claims of dead processes on this host are
+        dropped first.
+        """
+        keys = list(dict.fromkeys(keys))
+        started = _process_start(self.pid)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._drop_dead_claims()
+            self._db.executemany(
+                "INSERT OR IGNORE INTO claims SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS "
+                "(SELECT 1 FROM responses WHERE key = ?)",
+                ((k, self.owner, self.host, self.pid, started, k) for k in keys),
+            )
+            mine = {k for (k,) in self._db.execute("SELECT key FROM claims WHERE owner = ?", (self.owner,))}
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return mine.intersection(keys)
+
+    def claimed_by_others(self, keys: Iterable[str]) -> dict[str, str]:
+        """``{key: "host:pid"}`` for the ``keys`` another process has claimed."""
+        keys = list(dict.fromkeys(keys))
+        out: dict[str, str] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            q = f"SELECT key, host, pid FROM claims WHERE owner != ? AND key IN ({','.join('?' * len(chunk))})"
+            for key, host, pid in self._db.execute(q, [self.owner, *chunk]):
+                out[key] = f"{host}:{pid}"
+        return out
+
+    def release(self) -> None:
+        """Drop this store object's claims (answered keys are in the store; the others are free to take)."""
+        self._db.execute("DELETE FROM claims WHERE owner = ?", (self.owner,))
+
+    def _drop_dead_claims(self) -> None:
+        q = "SELECT DISTINCT owner, host, pid, started FROM claims WHERE owner != ?"
+        for owner, host, pid, started in self._db.execute(q, (self.owner,)).fetchall():
+            # another host's process cannot be checked from here; SQLite's WAL needs one host anyway
+            if host == self.host and not _alive(pid, started):
+                self._db.execute("DELETE FROM claims WHERE owner = ?", (owner,))
+
     # Batch API bookkeeping
     def add_batch(self, batch_id: str, base_url: str, input_file_id: str, keys: Sequence[str]) -> None:
         self._db.execute(
@@ -133,6 +195,10 @@ class Store:
         ]
 
     def close(self) -> None:
+        try:
+            self.release()
+        except sqlite3.Error:  # pragma: no cover - a closed or broken connection; dead claims expire anyway
+            pass
         self._db.close()
 
     def __enter__(self) -> Store:
@@ -140,3 +206,27 @@ class Store:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _process_start(pid: int) -> float:
+    import psutil
+
+    return psutil.Process(pid).create_time()
+
+
+def _is_zombie(pid: int) -> bool:
+    import psutil
+
+    return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def _alive(pid: int, started: float) -> bool:
+    """Whether process ``pid`` that started at ``started`` still runs (a live pid that started later is reused)."""
+    import psutil
+
+    try:
+        return _process_start(pid) == started and not _is_zombie(pid)
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.AccessDenied:  # another user's live process
+        return True
