@@ -59,7 +59,13 @@ class TeacherConfig:
         metadata={"help": "request field carrying max_tokens ('max_completion_tokens' for newer OpenAI models)"},
     )
     # Limits (per endpoint)
-    concurrency: int = field(default=32, metadata={"help": "requests in flight per endpoint"})
+    concurrency: int = field(
+        default=32,
+        metadata={
+            "help": "requests in flight per endpoint; against a server that queues (vLLM, transformers serve), "
+            "20-25%% above its batch slots keeps them full"
+        },
+    )
     rpm: int = field(default=0, metadata={"help": "requests per minute per endpoint (0: no limit)"})
     tpm: int = field(default=0, metadata={"help": "tokens per minute per endpoint, prompt + max_tokens (0: no limit)"})
     # Retries
