@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LIMIT = 32 / 0.5
 
 
-def start_endpoint(port: int) -> subprocess.Popen:
+def start_endpoint(port: int, p429: float = 0.05, p500: float = 0.02) -> subprocess.Popen:
     cmd = [
         sys.executable,
         str(ROOT / "tests" / "generation_fakes.py"),
@@ -47,9 +47,9 @@ def start_endpoint(port: int) -> subprocess.Popen:
         "--max-in-flight",
         "32",
         "--p429",
-        "0.05",
+        str(p429),
         "--p500",
-        "0.02",
+        str(p500),
         "--retry-after",
         "1",
         "--duration",
@@ -143,14 +143,19 @@ def main() -> None:
         default=[32, 40],
         help="requests in flight, for lamini-lm and the semaphore baseline alike (the endpoint admits 32)",
     )
+    p.add_argument("--p429", type=float, default=0.05, help="share answered 429 (0: fault-free ceiling)")
+    p.add_argument("--p500", type=float, default=0.02, help="share of requests answered 500")
     a = p.parse_args()
     print_machine(("openai", "datasets", "aiohttp"))
     from lamini_lm.toy import free_port
 
     port = free_port()
-    endpoint = start_endpoint(port)
+    endpoint = start_endpoint(port, a.p429, a.p500)
     url = f"http://127.0.0.1:{port}/v1"
-    print(f"# endpoint: 500 ms latency, 32 in flight, 5% 429 (Retry-After 1 s), 2% 500; ceiling {LIMIT:.0f} req/s")
+    print(
+        f"# endpoint: 500 ms latency, 32 in flight, {a.p429:.0%} 429 (Retry-After 1 s), {a.p500:.0%} 500; "
+        f"ceiling {LIMIT:.0f} req/s"
+    )
     try:
         figures = {}
         for c in a.concurrency:
