@@ -31,6 +31,12 @@ def committed_rows(store) -> int:
         return 0
 
 
+def responses_cmd(inp, out, url, *flags):
+    """``lamini-lm generate responses`` in a fresh interpreter, as a user runs it."""
+    base = [sys.executable, "-m", "lamini_lm.cli", "generate", "responses", "--input", str(inp), "--output", str(out)]
+    return [*base, "--base_url", url, "--model", "fake", *flags]
+
+
 def write_jsonl(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -89,24 +95,7 @@ def test_sigkill_mid_run_then_resume_sends_only_what_is_missing(tmp_path):
     out, store = tmp_path / "out", tmp_path / "out.store.sqlite"
     fake = FakeOpenAI(latency=0.05, p429=0.05, retry_after=0.05, seed=1)
     with fake as url:
-        cmd = [
-            sys.executable,
-            "-m",
-            "lamini_lm.cli",
-            "generate",
-            "responses",
-            "--input",
-            str(inp),
-            "--output",
-            str(out),
-            "--base_url",
-            url,
-            "--model",
-            "fake",
-            "--concurrency",
-            "4",
-            "--no_progress",
-        ]
+        cmd = responses_cmd(inp, out, url, "--concurrency", "4", "--no_progress")
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         committed = 0
@@ -137,25 +126,7 @@ def test_sigterm_ends_cleanly_with_answers_committed(tmp_path):
     inp = write_jsonl(tmp_path / "in.jsonl", [{"instruction": f"Task {i}."} for i in range(400)])
     out, store = tmp_path / "out", tmp_path / "out.store.sqlite"
     with FakeOpenAI(latency=0.05) as url:
-        cmd = [
-            sys.executable,
-            "-m",
-            "lamini_lm.cli",
-            "generate",
-            "responses",
-            "--input",
-            str(inp),
-            "--output",
-            str(out),
-            "--base-url",
-            url,
-            "--model",
-            "fake",
-            "--concurrency",
-            "2",
-            "--budget",
-            "10",
-        ]
+        cmd = responses_cmd(inp, out, url, "--concurrency", "2", "--budget", "10")
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         deadline = time.monotonic() + 60
         while committed_rows(store) < 5 and time.monotonic() < deadline:
@@ -186,26 +157,8 @@ def test_two_runs_on_one_store_at_once_pay_each_request_once(tmp_path):
     with fake as url:
 
         def cmd(out):
-            return [
-                sys.executable,
-                "-m",
-                "lamini_lm.cli",
-                "generate",
-                "responses",
-                "--input",
-                str(inp),
-                "--output",
-                str(tmp_path / out),
-                "--store",
-                str(store),
-                "--base_url",
-                url,
-                "--model",
-                "fake",
-                "--concurrency",
-                "4",
-                "--no_progress",
-            ]
+            flags = ["--store", str(store), "--concurrency", "4", "--no_progress"]
+            return responses_cmd(inp, tmp_path / out, url, *flags)
 
         # started together: one claims every key, the other waits for its answers (each run takes ~6 s at the
         # server, far longer than the gap between the two start-ups)
