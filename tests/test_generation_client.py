@@ -230,3 +230,32 @@ def test_claims_of_a_dead_process_are_taken_over(tmp_path):
     with Store(path) as store:
         assert store.claimed_by_others(["x", "y"])  # still recorded...
         assert store.claim(["x", "y"]) == {"x", "y"}  # ...but its process is gone, so they are free
+
+
+@pytest.mark.integration
+def test_keys_taken_over_from_another_run_share_this_calls_budget(tmp_path, monkeypatch):
+    import threading
+
+    from lamini_lm.generation import request_keys, runner
+
+    monkeypatch.setattr(runner, "CLAIM_POLL_SECONDS", 0.05)
+    store = tmp_path / "s.sqlite"
+    # the fake answers "Answer: " + the last 80 characters: 88 characters, 23 completion tokens; with input free
+    # and max_tokens 23, a request's reserved worst case is exactly its cost, 0.023 USD
+    messages = [[{"role": "user", "content": f"{i:02d} " + "x" * 90}] for i in range(10)]
+    budget = 7.5 * 0.023
+    with FakeOpenAI() as url:
+        config = cfg(url, max_tokens=23, budget_usd=budget, prices="fake=0,1000")
+        other = Store(store)  # another run holds half the keys...
+        assert len(other.claim(request_keys(messages[5:], config))) == 5
+        box = {}
+        call = threading.Thread(target=lambda: box.update(out=chat_completions(messages, config, store)))
+        call.start()
+        deadline = time.monotonic() + 30
+        while len(other) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        other.close()  # ...and ends without answering them: this call takes them over
+        call.join(30)
+    answered = [r for r in box["out"] if r.ok]
+    assert len(answered) == 7 and sum(r.cost_usd for r in answered) <= budget  # not 5 + a fresh budget's 5
+    assert all("budget" in r.error for r in box["out"] if not r.ok)

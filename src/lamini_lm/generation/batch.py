@@ -74,7 +74,8 @@ async def run_batches(endpoints: list[TeacherConfig], store: Store, todo: dict[s
         if pending:
             logger.info("resuming %d submitted batch(es): %s", len(pending), [b["batch_id"] for b in pending])
         covered = {k for b in pending for k in b["keys"]}
-        budget_left = cfg.budget_usd
+        # an earlier round of the same call (keys taken over from another process) has spent part of the budget
+        budget_left = None if cfg.budget_usd is None else cfg.budget_usd - progress.spent
         new = {k: m for k, m in todo.items() if k not in covered}
         for n, (keys, data) in enumerate(_chunks(new, cfg)):
             worst = sum(

@@ -76,27 +76,35 @@ class _Progress:
 
 
 class _Run:
-    def __init__(self, endpoints: list[TeacherConfig], store: Store, jobs: list[_Job], progress: _Progress):
+    """The real-time requests of one call. Budget, spending, clients and rate limits last for the whole call, across
+    the rounds of :func:`_answer_missing` (a key taken over from another process must not get a fresh budget)."""
+
+    def __init__(self, endpoints: list[TeacherConfig], store: Store, progress: _Progress):
         self.configs = endpoints
         self.store = store
-        self.fresh = deque(jobs)
-        self.ready: deque[_Job] = deque()  # retries whose wait is over: served first
-        self.outstanding = len(jobs)
-        self.results: dict[str, Response] = {}
         self.progress = progress
         primary = endpoints[0]
         self.prices = price_table(primary.prices)
         self.budget = primary.budget_usd
         self.spent = self.reserved = 0.0
         self.stop_reason: str | None = None
-        self._timers: set[asyncio.TimerHandle] = set()
+        self.endpoints: list = []  # clients, made on the first round (inside the event loop)
 
-    async def run(self) -> dict[str, Response]:
+    async def run(self, jobs: list[_Job]) -> dict[str, Response]:
+        """Answer ``jobs`` (one round); returns their responses by key."""
         from lamini_lm.generation.client import Endpoint
 
+        self.fresh = deque(jobs)
+        self.ready: deque[_Job] = deque()  # retries whose wait is over: served first
+        self.outstanding = len(jobs)
+        self.results: dict[str, Response] = {}
+        self._timers: set[asyncio.TimerHandle] = set()
         self.wake = asyncio.Event()
-        eps = [Endpoint(c) for c in self.configs]
-        workers = [asyncio.ensure_future(self._worker(ep)) for ep in eps for _ in range(ep.config.concurrency)]
+        if not self.endpoints:
+            self.endpoints = [Endpoint(c) for c in self.configs]
+        workers = [
+            asyncio.ensure_future(self._worker(ep)) for ep in self.endpoints for _ in range(ep.config.concurrency)
+        ]
         try:
             await asyncio.gather(*workers)
         finally:
@@ -104,9 +112,11 @@ class _Run:
                 w.cancel()
             for t in self._timers:
                 t.cancel()
-            for ep in eps:
-                await ep.aclose()
         return self.results
+
+    async def aclose(self) -> None:
+        for ep in self.endpoints:
+            await ep.aclose()
 
     async def _next(self) -> _Job | None:
         while True:
@@ -217,46 +227,51 @@ class _Run:
 CLAIM_POLL_SECONDS = 1.0  # how often a run looks for the answers another process is fetching
 
 
-async def _send(endpoints: list[TeacherConfig], st: Store, todo: dict[str, Messages], progress: _Progress):
-    primary = endpoints[0]
-    if primary.batch_api:
-        from lamini_lm.generation.batch import run_batches
-
-        return await run_batches(endpoints, st, todo, progress)
-    jobs = [_Job(k, m, primary.max_tokens, estimate_tokens(m), max_prompt_tokens(m)) for k, m in todo.items()]
-    return await _Run(endpoints, st, jobs, progress).run()
-
-
 async def _answer_missing(
     endpoints: list[TeacherConfig], st: Store, todo: dict[str, Messages], progress: _Progress
 ) -> dict[str, Response]:
     """Send the keys this run claims; wait for those another live process on the same store is answering (and
     take them over if it dies), so that no request is paid twice."""
+    primary = endpoints[0]
+    realtime = None if primary.batch_api else _Run(endpoints, st, progress)
     results: dict[str, Response] = {}
     pending = dict(todo)
     told = False
-    while pending:
-        mine = st.claim(pending)
-        if mine:
-            batch = {k: pending.pop(k) for k in list(pending) if k in mine}
-            results.update(await _send(endpoints, st, batch, progress))
-        if not pending:
-            break
-        if not told:
-            owners = sorted(set(st.claimed_by_others(pending).values()))
-            logger.warning(
-                "%d requests are being answered by another process on %s (%s): waiting for its answers",
-                len(pending),
-                st.path,
-                ", ".join(owners) or "just finished",
-            )
-            told = True
-        await asyncio.sleep(CLAIM_POLL_SECONDS)
-        found = st.get_many(pending)
-        for k, r in found.items():
-            results[k] = r
-            del pending[k]
-        progress.bar.update(len(found))
+    try:
+        while pending:
+            mine = st.claim(pending)
+            if mine:
+                batch = {k: pending.pop(k) for k in list(pending) if k in mine}
+                if realtime is None:
+                    from lamini_lm.generation.batch import run_batches
+
+                    results.update(await run_batches(endpoints, st, batch, progress))
+                else:
+                    jobs = [
+                        _Job(k, m, primary.max_tokens, estimate_tokens(m), max_prompt_tokens(m))
+                        for k, m in batch.items()
+                    ]
+                    results.update(await realtime.run(jobs))
+            if not pending:
+                break
+            if not told:
+                owners = sorted(set(st.claimed_by_others(pending).values()))
+                logger.warning(
+                    "%d requests are being answered by another process on %s (%s): waiting for its answers",
+                    len(pending),
+                    st.path,
+                    ", ".join(owners) or "just finished",
+                )
+                told = True
+            await asyncio.sleep(CLAIM_POLL_SECONDS)
+            found = st.get_many(pending)
+            for k, r in found.items():
+                results[k] = r
+                del pending[k]
+            progress.bar.update(len(found))
+    finally:
+        if realtime is not None:
+            await realtime.aclose()
     return results
 
 
@@ -342,7 +357,6 @@ async def achat_completions(
             results = await _answer_missing(endpoints, st, todo, progress) if todo else {}
         finally:
             progress.close()
-            st.release()
     missing = Response(None, error="not answered (run interrupted)")
     return [cached.get(k) or results.get(k, missing) for k in keys]
 
