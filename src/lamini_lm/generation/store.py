@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -30,7 +31,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from lamini_lm.records import Response
@@ -95,17 +96,26 @@ class Store:
         self.host, self.pid = socket.gethostname(), os.getpid()
         self.owner = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:12]}"
 
+    @functools.cached_property
+    def _started(self) -> float:
+        """This process's start time: with the pid, what tells a live claimant from a reused pid."""
+        import psutil
+
+        return psutil.Process(self.pid).create_time()
+
     # answers
     def get_many(self, keys: Iterable[str]) -> dict[str, Response]:
         """The stored responses among ``keys``."""
+        q = "SELECT key, response FROM responses WHERE key IN ({})"
+        return {key: Response.from_dict(json.loads(blob)) for key, blob in self._select_in(q, keys)}
+
+    def _select_in(self, query: str, keys: Iterable[str], *params: Any) -> Iterator[tuple]:
+        """Rows of ``query`` (its ``{}`` standing for the placeholders of ``keys``), in chunks under SQLite's cap on
+        bound parameters; ``params`` bind before the keys."""
         keys = list(dict.fromkeys(keys))
-        found: dict[str, Response] = {}
-        for i in range(0, len(keys), 500):  # SQLite caps the number of bound parameters
+        for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
-            q = f"SELECT key, response FROM responses WHERE key IN ({','.join('?' * len(chunk))})"
-            for key, blob in self._db.execute(q, chunk):
-                found[key] = Response.from_dict(json.loads(blob))
-        return found
+            yield from self._db.execute(query.format(",".join("?" * len(chunk))), [*params, *chunk])
 
     def put(self, key: str, response: Response) -> None:
         """Commit one answer (or permanent failure) now."""
@@ -136,7 +146,7 @@ class Store:
         dropped first.
         """
         keys = list(dict.fromkeys(keys))
-        started = _process_start(self.pid)
+        started = self._started  # looked up once, outside the transaction
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._drop_dead_claims()
@@ -154,14 +164,8 @@ class Store:
 
     def claimed_by_others(self, keys: Iterable[str]) -> dict[str, str]:
         """``{key: "host:pid"}`` for the ``keys`` another process has claimed."""
-        keys = list(dict.fromkeys(keys))
-        out: dict[str, str] = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i : i + 500]
-            q = f"SELECT key, host, pid FROM claims WHERE owner != ? AND key IN ({','.join('?' * len(chunk))})"
-            for key, host, pid in self._db.execute(q, [self.owner, *chunk]):
-                out[key] = f"{host}:{pid}"
-        return out
+        q = "SELECT key, host, pid FROM claims WHERE owner != ? AND key IN ({})"
+        return {key: f"{host}:{pid}" for key, host, pid in self._select_in(q, keys, self.owner)}
 
     def release(self) -> None:
         """Drop this store object's claims (answered keys are in the store; the others are free to take)."""
@@ -208,24 +212,13 @@ class Store:
         self.close()
 
 
-def _process_start(pid: int) -> float:
-    import psutil
-
-    return psutil.Process(pid).create_time()
-
-
-def _is_zombie(pid: int) -> bool:
-    import psutil
-
-    return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-
-
 def _alive(pid: int, started: float) -> bool:
     """Whether process ``pid`` that started at ``started`` still runs (a live pid that started later is reused)."""
     import psutil
 
     try:
-        return _process_start(pid) == started and not _is_zombie(pid)
+        process = psutil.Process(pid)
+        return process.create_time() == started and process.status() != psutil.STATUS_ZOMBIE
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return False
     except psutil.AccessDenied:  # another user's live process
