@@ -31,14 +31,8 @@ _DONE = {"completed", "failed", "expired", "cancelled"}
 
 def batch_lines(todo: dict[str, list[dict]], cfg: TeacherConfig) -> Iterator[bytes]:
     """One JSONL request line per key."""
-    sampling = {cfg.max_tokens_param: cfg.max_tokens, "temperature": cfg.temperature, "top_p": cfg.top_p}
     for key, messages in todo.items():
-        line = {
-            "custom_id": key,
-            "method": "POST",
-            "url": "/v1/chat/completions",
-            "body": {"model": cfg.model, "messages": messages, **sampling},
-        }
+        line = {"custom_id": key, "method": "POST", "url": "/v1/chat/completions", "body": cfg.request_body(messages)}
         yield (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
 
 
@@ -111,7 +105,7 @@ async def run_batches(endpoints: list[TeacherConfig], store: Store, todo: dict[s
 
 
 async def _collect(ep, store: Store, batch: dict, info: dict, prices: dict, results: dict, progress) -> None:
-    from lamini_lm.generation.client import RETRYABLE_STATUS, Attempt, response_from_body
+    from lamini_lm.generation.client import Attempt, response_from_body, retryable_status
 
     cfg: TeacherConfig = ep.config
     answered: set[str] = set()
@@ -134,7 +128,7 @@ async def _collect(ep, store: Store, batch: dict, info: dict, prices: dict, resu
             else:
                 err = row.get("error") or (resp.get("body") or {}).get("error") or {}
                 message = err.get("message") if isinstance(err, dict) else str(err)
-                retryable = status is not None and (status in RETRYABLE_STATUS or status >= 500)
+                retryable = status is not None and retryable_status(status)
                 attempt = Attempt(error=f"batch error {status or ''}: {message}".strip(), retryable=retryable)
             if attempt.response is not None:
                 u = attempt.response.usage

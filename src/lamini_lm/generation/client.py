@@ -26,7 +26,7 @@ from lamini_lm.generation.config import TeacherConfig
 from lamini_lm.generation.limiter import RateLimiter, parse_context_error, parse_retry_after
 from lamini_lm.records import Response, Usage
 
-__all__ = ["Attempt", "Endpoint", "RETRYABLE_STATUS", "response_from_body"]
+__all__ = ["Attempt", "Endpoint", "RETRYABLE_STATUS", "response_from_body", "retryable_status"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,13 +92,7 @@ class Endpoint:
         import openai
 
         c = self.config
-        body = {
-            "model": c.model,
-            "messages": list(messages),
-            c.max_tokens_param: max_tokens,
-            "temperature": c.temperature,
-            "top_p": c.top_p,
-        }
+        body = c.request_body(messages, max_tokens)
         try:
             # the client's plain POST with the raw HTTP response: we validate the JSON ourselves (a garbage body
             # is a retryable failure, not an answer) and skip the typed-params transform and pydantic models,
@@ -158,13 +152,18 @@ def _http_response_type() -> type:
         return httpx.Response
 
 
+def retryable_status(status: int) -> bool:
+    """Whether an HTTP status is worth retrying: 408, 409, 429 and every 5xx."""
+    return status in RETRYABLE_STATUS or status >= 500
+
+
 def _classify_status(e: Any) -> Attempt:
     status = e.status_code
     message = _error_message(e)
     retry_after = parse_retry_after(e.response.headers if e.response is not None else None)
     if status in (401, 403) or "insufficient_quota" in message:
         return Attempt(error=f"HTTP {status}: {message}", fatal=True)
-    if status in RETRYABLE_STATUS or status >= 500:
+    if retryable_status(status):
         return Attempt(error=f"HTTP {status}: {message}", retryable=True, retry_after=retry_after)
     context = parse_context_error(message) if status in (400, 413, 422) else None
     if context is not None:

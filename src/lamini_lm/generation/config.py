@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +110,17 @@ class TeacherConfig:
     def sampling(self) -> dict[str, Any]:
         """The sampling parameters sent with each request (and hashed into the store key)."""
         return {"max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p}
+
+    def request_body(self, messages: Sequence[Mapping[str, str]], max_tokens: int | None = None) -> dict[str, Any]:
+        """The chat-completions request body (real-time and Batch API alike); ``max_tokens`` overrides the config's
+        (after a context-length error shrank it)."""
+        return {
+            "model": self.model,
+            "messages": list(messages),
+            self.max_tokens_param: self.max_tokens if max_tokens is None else max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+        }
 
     def api_key(self) -> str:
         """The key from ``api_key_env``; local servers get a placeholder, api.openai.com an error if unset."""
