@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from lamini_lm.generation.config import TeacherConfig
 from lamini_lm.generation.io import rows_to_dataset
 from lamini_lm.generation.parsing import ParseReport, parse_examples
-from lamini_lm.generation.runner import chat_completions, request_keys
+from lamini_lm.generation.runner import keyed_chat_completions
 from lamini_lm.io import load_table
 from lamini_lm.prompts import PROMPT_HASHES, example_guided_prompt, topic_guided_prompt
 from lamini_lm.records import InstructionSource
@@ -252,10 +252,9 @@ def generate_instructions(
     )
     messages = [[{"role": "user", "content": p.prompt}] for p in plans]
     version = plans[0].prompt_version if plans else None
-    responses = chat_completions(
+    keys, responses = keyed_chat_completions(
         messages, config, store, desc=f"instructions ({strategy})", dry_run=dry_run, prompt_version=version
     )
-    keys = request_keys(messages, config, version)
     model = (config if isinstance(config, TeacherConfig) else config[0]).model
     rows, total = [], ParseReport()
     for plan, response, key in zip(plans, responses, keys):

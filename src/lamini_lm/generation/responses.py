@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from lamini_lm.generation.config import TeacherConfig
 from lamini_lm.generation.io import rows_to_dataset
-from lamini_lm.generation.runner import chat_completions, request_keys
+from lamini_lm.generation.runner import keyed_chat_completions
 from lamini_lm.io import load_table
 from lamini_lm.prompts import SYSTEM_MESSAGE, prompt_hash
 from lamini_lm.records import GENERATION_COLUMNS, InstructionSource
@@ -66,8 +66,9 @@ def generate_responses(
             continue
         asked.append(i)
         messages.append(response_messages(text, system_message))
-    responses = chat_completions(messages, config, store, desc="responses", dry_run=dry_run, prompt_version=version)
-    keys = request_keys(messages, config, version)
+    keys, responses = keyed_chat_completions(
+        messages, config, store, desc="responses", dry_run=dry_run, prompt_version=version
+    )
     model = (config if isinstance(config, TeacherConfig) else config[0]).model
     for i, response, key in zip(asked, responses, keys):
         rows[i].update(

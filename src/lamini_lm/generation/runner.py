@@ -34,7 +34,7 @@ from lamini_lm.generation.limiter import backoff_delay
 from lamini_lm.generation.store import Store, request_key
 from lamini_lm.records import Response, Usage
 
-__all__ = ["achat_completions", "chat_completions", "estimate", "request_keys", "run_sync"]
+__all__ = ["achat_completions", "chat_completions", "estimate", "keyed_chat_completions", "request_keys", "run_sync"]
 
 logger = logging.getLogger(__name__)
 
@@ -305,9 +305,12 @@ def estimate(
 ) -> Estimate:
     """What :func:`chat_completions` would send and cost, without sending anything."""
     endpoints, keys = _prepare(messages_list, config, prompt_version)
-    primary = endpoints[0]
     with Store(store) as st:
         cached = st.get_many(keys)
+    return _estimate(endpoints[0], keys, messages_list, cached)
+
+
+def _estimate(primary: TeacherConfig, keys, messages_list, cached: dict[str, Response]) -> Estimate:
     todo = {k: m for k, m in zip(keys, messages_list) if k not in cached}
     prompt = sum(estimate_tokens(m) for m in todo.values())
     worst = primary.max_tokens * len(todo)
@@ -342,6 +345,10 @@ async def achat_completions(
 ) -> list[Response]:
     """Async :func:`chat_completions` (for callers already inside an event loop)."""
     endpoints, keys = _prepare(messages_list, config, prompt_version)
+    return await _achat(endpoints, keys, messages_list, store, desc)
+
+
+async def _achat(endpoints: list[TeacherConfig], keys: list[str], messages_list, store, desc: str) -> list[Response]:
     primary = endpoints[0]
     with Store(store) as st:
         cached = st.get_many(keys)
@@ -378,17 +385,30 @@ def chat_completions(
     ``dry_run`` sends nothing: it logs and prints the :func:`estimate` and returns the stored answers, the other
     rows carrying ``error="dry run: not sent"``.
     """
+    return keyed_chat_completions(
+        messages_list, config, store, desc=desc, dry_run=dry_run, prompt_version=prompt_version
+    )[1]
+
+
+def keyed_chat_completions(
+    messages_list: Sequence[Messages],
+    config: TeacherConfig | Sequence[TeacherConfig],
+    store: str | os.PathLike,
+    *,
+    desc: str = "teacher",
+    dry_run: bool = False,
+    prompt_version: str | None = None,
+) -> tuple[list[str], list[Response]]:
+    """:func:`chat_completions` that also returns each request's store key (what rows record as ``request_key``),
+    hashing every request once."""
+    endpoints, keys = _prepare(messages_list, config, prompt_version)
     if dry_run:
-        est = estimate(messages_list, config, store, prompt_version=prompt_version)
-        print(est)
-        endpoints, keys = _prepare(messages_list, config, prompt_version)
         with Store(store) as st:
             cached = st.get_many(keys)
+        print(_estimate(endpoints[0], keys, messages_list, cached))
         not_sent = Response(None, error="dry run: not sent")
-        return [cached.get(k, not_sent) for k in keys]
-    return run_sync(
-        achat_completions(messages_list, config, store, desc=desc, prompt_version=prompt_version),
-    )
+        return keys, [cached.get(k, not_sent) for k in keys]
+    return keys, run_sync(_achat(endpoints, keys, messages_list, store, desc))
 
 
 def run_sync(coro: Coroutine[Any, Any, Any]) -> Any:
