@@ -129,9 +129,12 @@ class _Run:
             self.wake.clear()
             await self.wake.wait()
 
-    def _requeue(self, job: _Job, timer: asyncio.TimerHandle | None = None) -> None:
+    def _requeue(self, job: _Job, timer: asyncio.TimerHandle | None = None, front: bool = False) -> None:
         self._timers.discard(timer)
-        self.ready.append(job)
+        if front:
+            self.ready.appendleft(job)
+        else:
+            self.ready.append(job)
         self.wake.set()
 
     def _schedule(self, job: _Job, delay: float) -> None:
@@ -173,11 +176,8 @@ class _Run:
     async def _worker(self, ep) -> None:
         cfg: TeacherConfig = ep.config
         while (job := await self._next()) is not None:
-            if self.stop_reason is not None:
-                self._finish(job, Response(None, error=self.stop_reason), persist=False)
-                continue
-            reserved = self._reserve(job, cfg.model)
-            if reserved is None:
+            # stopped (budget, bad key) before this job, or its worst case would pass the budget: not sent
+            if self.stop_reason is not None or (reserved := self._reserve(job, cfg.model)) is None:
                 self._finish(job, Response(None, error=self.stop_reason), persist=False)
                 continue
             try:
@@ -218,8 +218,7 @@ class _Run:
         if cfg.min_max_tokens <= new < job.max_tokens:
             logger.info("request %s too long for the context: max_tokens %d -> %d", job.key[:12], job.max_tokens, new)
             job.max_tokens = new
-            self.ready.appendleft(job)
-            self.wake.set()
+            self._requeue(job, front=True)
         else:
             self._finish(job, Response(None, error=attempt.error), persist=True)
 
