@@ -16,7 +16,7 @@ import datasets
 from datasets.builder import Key
 
 from ._base import SourceBuilder
-from ._io import DataFileError, SubsetSampler, iter_records
+from ._io import DataFileError, SubsetSampler, field_value, iter_records
 
 __all__ = ["PromptedBuilder", "PromptedConfig"]
 
@@ -69,20 +69,19 @@ class PromptedBuilder(SourceBuilder):
 
     def _generate_examples(self, files: list[str]) -> Iterator[tuple[Key, dict[str, Any]]]:
         cfg: PromptedConfig = self.config
-        wanted = set(cfg.subsets) if cfg.subsets else None
         if cfg.per_subset is None:  # everything, streamed straight through
-            for file_idx, path in enumerate(files):
-                for row_idx, example in enumerate(self._rows(path, wanted)):
-                    yield Key(file_idx, row_idx), example
+            yield from super()._generate_examples(files)
             return
         sampler = SubsetSampler(cfg.per_subset, seed=cfg.seed)
         for path in files:
-            for example in self._rows(path, wanted):
+            for example in self._examples(path):
                 sampler.add(example["subset"], example)
         for idx, (_, example) in enumerate(sampler.items()):
             yield Key(0, idx), example
 
-    def _rows(self, path: str, wanted: set[str] | None) -> Iterator[dict[str, Any]]:
+    def _examples(self, path: str) -> Iterator[dict[str, Any]]:
+        subsets = self.config.subsets
+        wanted = set(subsets) if subsets else None
         folder = posixpath.basename(posixpath.dirname(str(path).replace("\\", "/")))
         for line, row in iter_records(path):
             subset = _first(row, self.SUBSET_FIELDS, path, line, required=False) or folder
@@ -97,11 +96,8 @@ class PromptedBuilder(SourceBuilder):
 
 def _first(row: dict[str, Any], names: tuple[str, ...], path: str, line: int, required: bool = True) -> str | None:
     for name in names:
-        if name in row and row[name] is not None:
-            value = row[name]
-            if not isinstance(value, str):
-                raise DataFileError(path, line, name, f"expected str, got {type(value).__name__} {value!r:.60}")
-            return value
+        if row.get(name) is not None:
+            return field_value(row, name, path, line)  # checks it is a str
     if required:
         raise DataFileError(path, line, names[0], f"missing (looked for {list(names)}; the row has {sorted(row)})")
     return None

@@ -16,14 +16,14 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Sequence
-from importlib import resources
 from typing import Any
 
 import datasets
 from datasets.builder import Key
+
+from ._io import card_description, iter_records
 
 __all__ = ["DEFAULT_URL", "UserOriented", "load_user_oriented", "user_prompt"]
 
@@ -49,10 +49,6 @@ def user_prompt(instruction: str, input_text: str = "") -> str:
     return f"{instruction}\n\n{input_text}" if input_text else instruction
 
 
-def _card() -> str:
-    return resources.files("lamini_lm.builders").joinpath("user_oriented.md").read_text(encoding="utf-8")
-
-
 class UserOriented(datasets.GeneratorBasedBuilder):
     """``datasets`` builder of the user-oriented instructions: one ``test`` split."""
 
@@ -61,7 +57,7 @@ class UserOriented(datasets.GeneratorBasedBuilder):
 
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
-            description=_card().split("\n---\n", 1)[-1].strip(),
+            description=card_description("user_oriented"),
             features=FEATURES,
             homepage="https://github.com/yizhongw/self-instruct/tree/main/human_eval",
             license="apache-2.0",
@@ -76,33 +72,13 @@ class UserOriented(datasets.GeneratorBasedBuilder):
 
     def _generate_examples(self, files: Sequence[str]) -> Iterator[tuple[Key, dict[str, Any]]]:
         for file_idx, path in enumerate(files):
-            for row_idx, row in enumerate(_read_rows(path)):
+            # ids and messages count rows (blank lines skipped), not the file's lines
+            for row_idx, (_, row) in enumerate(iter_records(path)):
                 yield Key(file_idx, row_idx), _example(row, path, row_idx + 1, file_idx)
 
 
-def _read_rows(path: str) -> Iterator[dict]:
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    if path.endswith(".json") and text.lstrip().startswith("["):
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON: {e}") from None
-        yield from rows
-        return
-    for line_no, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            yield json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}, line {line_no}: not valid JSON: {e.msg}") from None
-
-
-def _example(row: Any, path: str, row_no: int, file_idx: int) -> dict[str, str]:
-    where = f"{path}, row {row_no}"
-    if not isinstance(row, dict):
-        raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+def _example(row: dict[str, Any], path: str, row_no: int, file_idx: int) -> dict[str, str]:
+    where = f"{path}, row {row_no}"  # iter_records already rejected rows that are not objects
     instruction = row.get("instruction")
     if not isinstance(instruction, str) or not instruction.strip():
         raise ValueError(f"{where}: field 'instruction' is missing or empty")

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import datasets
 
-__all__ = ["load_table", "save_dataset", "write_json", "write_text_atomic"]
+__all__ = ["load_table", "replace_dir", "save_dataset", "write_json", "write_text_atomic"]
 
 
 def load_table(
@@ -108,13 +108,29 @@ def save_dataset(ds: datasets.Dataset, output: str | os.PathLike, overwrite: boo
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
     try:
         ds.save_to_disk(str(tmp / "data"))
-        if output.exists():
-            old = tmp / "old"
-            os.replace(output, old)  # moved aside first: a directory cannot be renamed onto a non-empty one
-        os.replace(tmp / "data", output)
+        replace_dir(tmp / "data", output)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return output
+
+
+def replace_dir(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Rename folder ``src`` to ``dest``, replacing whatever ``dest`` held.
+
+    An existing ``dest`` is first moved aside (a directory cannot be renamed onto a non-empty one) and deleted only
+    after ``src`` is in place, so ``dest`` is missing just between two renames, not while a tree is being deleted.
+    """
+    dest = Path(dest)
+    if not dest.exists():
+        os.replace(src, dest)
+        return dest
+    aside = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+    try:
+        os.replace(dest, aside / "old")
+        os.replace(src, dest)
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+    return dest
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

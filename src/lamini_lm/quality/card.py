@@ -28,6 +28,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from lamini_lm import __version__
+from lamini_lm.io import replace_dir
 from lamini_lm.prompts import EXAMPLE_GUIDED_TEMPLATE, PROMPT_HASHES, PROMPT_VERSION, SYSTEM_MESSAGE
 from lamini_lm.quality.stats import compute_stats
 
@@ -136,9 +137,7 @@ def build_release(
         stats = compute_stats(ds, os.path.join(tmp, "plots"), embed=embed)
         card = dataset_card(ds, pretty_name=pretty_name, reports=reports, stats=stats)
         card.save(os.path.join(tmp, "README.md"))
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -81,7 +81,8 @@ def _require(**values: str | None) -> None:
         raise SystemExit(f"missing required setting(s): {', '.join(missing)}")
 
 
-def _finish(ds, report: dict, args: DataArgs) -> int:
+def _finish(ds, report: dict, args: DataArgs, stage: str) -> int:
+    report["stage"], report["input"] = stage, args.input
     save_dataset(ds, args.output, overwrite=True)
     path = args.report or args.output.rstrip("/") + ".report.json"
     write_json(report, path)
@@ -89,24 +90,24 @@ def _finish(ds, report: dict, args: DataArgs) -> int:
     return 0
 
 
+def _config_stage(argv: list[str] | None, prog: str, config_cls: type, description: str, run, stage: str) -> int:
+    """A stage that is one ``run(ds, config) -> (ds, report)`` call: parse, load, run, save the rows and report."""
+    args, cfg = parse_config([DataArgs, config_cls], argv, prog=prog, description=description)
+    _require(input=args.input, output=args.output)
+    ds, report = run(load_table(args.input), cfg)
+    return _finish(ds, report, args, stage)
+
+
 def dedup_main(argv: list[str] | None = None, prog: str = "lamini-lm dedup") -> int:
     from lamini_lm.quality.dedup import dedup
 
-    args, cfg = parse_config([DataArgs, DedupConfig], argv, prog=prog, description="exact, MinHash and ROUGE-L dedup")
-    _require(input=args.input, output=args.output)
-    ds, report = dedup(load_table(args.input), cfg)
-    report["stage"], report["input"] = "dedup", args.input
-    return _finish(ds, report, args)
+    return _config_stage(argv, prog, DedupConfig, "exact, MinHash and ROUGE-L dedup", dedup, "dedup")
 
 
 def filter_main(argv: list[str] | None = None, prog: str = "lamini-lm filter") -> int:
     from lamini_lm.quality.filters import filter_rows
 
-    args, cfg = parse_config([DataArgs, FilterConfig], argv, prog=prog, description="heuristic row filters")
-    _require(input=args.input, output=args.output)
-    ds, report = filter_rows(load_table(args.input), cfg)
-    report["stage"], report["input"] = "filters", args.input
-    return _finish(ds, report, args)
+    return _config_stage(argv, prog, FilterConfig, "heuristic row filters", filter_rows, "filters")
 
 
 def decontaminate_main(argv: list[str] | None = None, prog: str = "lamini-lm decontaminate") -> int:
@@ -132,8 +133,7 @@ def decontaminate_main(argv: list[str] | None = None, prog: str = "lamini-lm dec
         columns=[c.strip() for c in cfg.columns.split(",") if c.strip()],
         action=cfg.action,
     )
-    report["stage"], report["input"] = "decontamination", args.input
-    return _finish(ds, report, args)
+    return _finish(ds, report, args, "decontamination")
 
 
 def stats_main(argv: list[str] | None = None, prog: str = "lamini-lm stats") -> int:

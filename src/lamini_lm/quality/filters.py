@@ -47,6 +47,8 @@ BLACKLIST = (
     "image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps", "draw", "plot",
     "go to", "video", "audio", "music", "flowchart", "diagram",
 )  # fmt: skip
+# A set, not the string: "" (an empty instruction's first character) is in every string but in no set of characters.
+_PUNCTUATION = frozenset(string.punctuation)
 REFUSAL_PATTERNS = (
     r"\bas an ai(?: language)? model\b",
     r"^i(?:'m| am) sorry,? but i (?:can(?:no|')t|am (?:not able|unable))",
@@ -92,7 +94,7 @@ def reject_reason(
         return "length"
     if cfg.blacklist and black is not None and black.search(text):
         return "blacklist"
-    if cfg.leading_punctuation and stripped[:1] in set(string.punctuation):
+    if cfg.leading_punctuation and stripped[:1] in _PUNCTUATION:
         return "leading_punctuation"
     if cfg.non_ascii_start and stripped and not stripped[0].isascii():
         return "non_ascii_start"

@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from lamini_lm.quality.text import TokenizedTexts, _mix64, _ngram_chunks, ngram_hashes
+from lamini_lm.quality.text import TokenizedTexts, _mix64, _ngram_chunks, short_ngram_hashes
 
 __all__ = ["band_keys", "candidate_pairs"]
 
@@ -107,9 +107,7 @@ def band_keys(
         parts.append((x, np.searchsorted(row_of, np.arange(n + 1))))
         del row_of
         if k > 1 and not edges:  # rows shorter than k words get one shorter shingle (edges cover them otherwise)
-            full = ngram_hashes(tok, k, pad=True)
-            main_len = int(parts[-1][1][-1])
-            add(full[0][main_len:], full[1][main_len:])
+            add(*short_ngram_hashes(tok, k))
     if edges and len(tok.ids):
         # "^first" and "last$" shingles: an edit of a short row keeps its ends, so its Jaccard stays high.
         rows_ne = np.flatnonzero(tok.lengths > 0)

@@ -32,6 +32,7 @@ __all__ = [
     "normalize_many",
     "rouge_l",
     "rouge_tokens",
+    "short_ngram_hashes",
     "tokenize_texts",
 ]
 
@@ -238,16 +239,26 @@ def ngram_hashes(tok: TokenizedTexts, n: int, pad: bool = False) -> tuple[np.nda
     Returns:
         ``(hashes, rows)``: uint64 and int32 arrays of equal length.
     """
-    lengths = tok.lengths
     pieces = list(_ngram_chunks(tok, n))
     hashes = np.concatenate([p[0] for p in pieces]) if pieces else np.zeros(0, dtype=np.uint64)
     rows = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0, dtype=np.int32)
     if pad and n > 1:
-        short = np.flatnonzero((lengths > 0) & (lengths < n))
+        extra, short = short_ngram_hashes(tok, n)
         if len(short):
-            extra = np.array([_short_hash(tok, i) for i in short], dtype=np.uint64)
-            hashes, rows = np.concatenate([hashes, extra]), np.concatenate([rows, short.astype(np.int32)])
+            hashes, rows = np.concatenate([hashes, extra]), np.concatenate([rows, short])
     return hashes, rows
+
+
+def short_ngram_hashes(tok: TokenizedTexts, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The padding of :func:`ngram_hashes`: one shorter n-gram for each non-empty row with fewer than ``n`` tokens.
+
+    Returns:
+        ``(hashes, rows)``: uint64 and int32 arrays of equal length, ``rows`` ascending.
+    """
+    lengths = tok.lengths
+    short = np.flatnonzero((lengths > 0) & (lengths < n))
+    extra = np.array([_short_hash(tok, i) for i in short], dtype=np.uint64)
+    return extra, short.astype(np.int32)
 
 
 def _ngram_chunks(tok: TokenizedTexts, n: int, chunk_tokens: int = 4_000_000):
