@@ -30,7 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from lamini_lm.prompts import ALPACA_WRAPPER
+from lamini_lm.prompts import ALPACA_WRAPPER, detect_family
 
 __all__ = [
     "RUN_METADATA_FILE",
@@ -39,7 +39,6 @@ __all__ = [
     "card_eval_results",
     "count_parameters",
     "format_parameters",
-    "model_family",
 ]
 
 logger = logging.getLogger(__name__)
@@ -52,11 +51,6 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 class PublishError(RuntimeError):
     """A model folder that cannot be published, or a push that the Hub refused; the message says what to do."""
-
-
-def model_family(model_dir: str | os.PathLike) -> str:
-    """``"seq2seq"`` for an encoder-decoder ``config.json``, ``"causal"`` otherwise."""
-    return "seq2seq" if _read_json(Path(model_dir) / "config.json").get("is_encoder_decoder") else "causal"
 
 
 def count_parameters(model_dir: str | os.PathLike) -> int:
@@ -286,7 +280,7 @@ def build_model_card(
         raise PublishError(f"{model_dir}: no config.json; is this a folder written by save_pretrained?")
     run = _read_json(model_dir / RUN_METADATA_FILE)
     trainer_card = _trainer_card_data(model_dir)
-    family = "seq2seq" if config.get("is_encoder_decoder") else "causal"
+    family = detect_family(config)
     name_or_path = config.get("_name_or_path") or ""
     base_model = (
         base_model
