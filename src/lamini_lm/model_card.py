@@ -30,6 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from lamini_lm.io import write_text_atomic
 from lamini_lm.prompts import ALPACA_WRAPPER, detect_family
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "card_eval_results",
     "count_parameters",
     "format_parameters",
+    "write_model_card",
 ]
 
 logger = logging.getLogger(__name__)
@@ -368,3 +370,11 @@ def _check_size_in_name(model_name: str, n_params: int) -> None:
                 f"{n_params:,}",
                 format_parameters(n_params),
             )
+
+
+def write_model_card(model_dir: str | os.PathLike, repo_id: str, **card_kwargs) -> Path:
+    """Build the card for ``model_dir`` (``card_kwargs`` go to :func:`build_model_card`) and write it, atomically,
+    to ``model_dir/README.md``; return that path."""
+    path = Path(model_dir) / "README.md"
+    write_text_atomic(path, str(build_model_card(model_dir, repo_id, **card_kwargs)))
+    return path

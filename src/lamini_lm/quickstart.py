@@ -208,7 +208,7 @@ def _evaluate(config: QuickstartConfig, out: Path, student: Path) -> dict:
 
 def _model_card(config: QuickstartConfig, out: Path, student: Path, teacher: str, rows: int) -> Path:
     """Write the student's model card (README.md) and its run record; publish if asked."""
-    from lamini_lm.model_card import RUN_METADATA_FILE, build_model_card
+    from lamini_lm.model_card import RUN_METADATA_FILE, write_model_card
 
     run = {
         "base_model": None if config.is_offline else config.base_model,
@@ -223,8 +223,7 @@ def _model_card(config: QuickstartConfig, out: Path, student: Path, teacher: str
 
         publish(student, repo_id, eval_results=out / "eval" / "results.json")
     else:
-        card = build_model_card(student, repo_id, eval_results=out / "eval" / "results.json")
-        card.save(student / "README.md")
+        write_model_card(student, repo_id, eval_results=out / "eval" / "results.json")
     return student / "README.md"
 
 
