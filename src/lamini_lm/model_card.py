@@ -141,7 +141,7 @@ _CARD_ARGS = (
 )
 
 
-def _hyperparameters(model_dir: Path, run: Mapping[str, Any]) -> dict[str, Any]:
+def _hyperparameters(model_dir: Path, run: Mapping[str, Any], trainer_state: Mapping[str, Any]) -> dict[str, Any]:
     args = _training_arguments(model_dir)
     out: dict[str, Any] = {k: args[k] for k in _CARD_ARGS if args.get(k) not in (None, 0, False, "")}
     if "seed" in args:
@@ -149,7 +149,7 @@ def _hyperparameters(model_dir: Path, run: Mapping[str, Any]) -> dict[str, Any]:
     if args:
         batch = args.get("per_device_train_batch_size", 1) * args.get("gradient_accumulation_steps", 1)
         out["effective_batch_size"] = batch * int(run.get("world_size", 1))
-    steps = _read_json(model_dir / "trainer_state.json").get("global_step")
+    steps = trainer_state.get("global_step")
     if steps:
         out["steps"] = steps
     out.update(run.get("hyperparameters") or {})
@@ -157,9 +157,9 @@ def _hyperparameters(model_dir: Path, run: Mapping[str, Any]) -> dict[str, Any]:
     return {k: getattr(v, "value", v) for k, v in out.items()}
 
 
-def _final_losses(model_dir: Path) -> dict[str, float]:
+def _final_losses(trainer_state: Mapping[str, Any]) -> dict[str, float]:
     losses: dict[str, float] = {}
-    for entry in _read_json(model_dir / "trainer_state.json").get("log_history", []):
+    for entry in trainer_state.get("log_history", []):
         for key in ("train_loss", "eval_loss"):
             if key in entry:
                 losses[key.replace("_", " ")] = round(float(entry[key]), 4)
@@ -312,6 +312,7 @@ def build_model_card(
         eval_results=results or None,
     )
     values = [r.metric_value for r in results if isinstance(r.metric_value, (int, float))]
+    trainer_state = _read_json(model_dir / "trainer_state.json")
     return ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATE),
@@ -327,8 +328,8 @@ def build_model_card(
         ),
         teacher=teacher or run.get("teacher"),
         train_examples=f"{run['train_examples']:,}" if run.get("train_examples") else None,
-        hyperparameters=_hyperparameters(model_dir, run),
-        final_losses=_final_losses(model_dir),
+        hyperparameters=_hyperparameters(model_dir, run, trainer_state),
+        final_losses=_final_losses(trainer_state),
         framework_versions=_framework_versions(run),
         usage=_usage(repo_id, family),
         eval_rows=[
