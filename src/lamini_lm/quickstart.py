@@ -31,6 +31,8 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from lamini_lm.io import write_text_atomic
+
 __all__ = ["SEED_TASKS", "QuickstartConfig", "main", "run_quickstart"]
 
 logger = logging.getLogger(__name__)
@@ -216,7 +218,7 @@ def _model_card(config: QuickstartConfig, out: Path, student: Path, teacher: str
         "teacher": teacher,
         "train_examples": rows,
     }
-    (student / RUN_METADATA_FILE).write_text(json.dumps(run, indent=2))
+    write_text_atomic(student / RUN_METADATA_FILE, json.dumps(run, indent=2))
     repo_id = config.push_to_hub or "your-name/lamini-quickstart-t5"
     if config.push_to_hub:
         from lamini_lm.hub import publish
@@ -258,7 +260,7 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
         "reports": reports,
         "timings_s": timings,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, default=str))
     return summary
 
 
