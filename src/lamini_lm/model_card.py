@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 RUN_METADATA_FILE = "lamini_lm_run.json"
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
-# What a student repository holds; checkpoints, optimizer states and pickled training arguments stay local.
+# A Hub id (NAME or NAMESPACE/NAME) that card metadata may name; anything else is a local path.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -219,10 +219,8 @@ def card_eval_results(results: str | os.PathLike | Mapping, model_name: str) -> 
         if "tasks" not in results and "results" in results:  # raw lm_eval.simple_evaluate output
             results = summarize(results, model=model_name)
         entries = list(eval_results_for_card(results, model_name))
-    except (KeyError, ValueError) as e:
+    except (KeyError, ValueError) as e:  # eval_results_for_card raises ValueError rather than return no entries
         raise PublishError(f"{source}: no task results found ({e})") from None
-    if not entries:
-        raise PublishError(f"{source}: no task results found; refusing to publish an empty model-index")
     return _one_entry_per_task(entries, source)
 
 
