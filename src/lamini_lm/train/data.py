@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -173,9 +172,7 @@ def tokenize_dataset(dataset, tokenizer, family: str, cfg, desc: str = "tokenise
         num_proc=cfg.preprocessing_num_workers,
         desc=desc,
     )
-    counts = Counter(
-        {"prompt": sum(out["prompt_truncated"]), "response": sum(out["response_truncated"]), "rows": len(out)}
-    )
+    counts = {"prompt": sum(out["prompt_truncated"]), "response": sum(out["response_truncated"]), "rows": len(out)}
     if counts["prompt"] or counts["response"]:
         logger.warning(
             "%s: truncated %d instruction(s) and %d response(s) of %d rows (EOS kept on every response)",
