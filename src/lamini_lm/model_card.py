@@ -35,6 +35,7 @@ from lamini_lm.prompts import ALPACA_WRAPPER, detect_family
 
 __all__ = [
     "RUN_METADATA_FILE",
+    "STUDENT_TAGS",
     "PublishError",
     "build_model_card",
     "card_eval_results",
@@ -46,6 +47,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 RUN_METADATA_FILE = "lamini_lm_run.json"
+# The tags every student card carries: this module's cards and the Trainer-written ones (train.trainers).
+STUDENT_TAGS = ("lamini-lm", "distillation", "instruction-tuning")
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
 # A Hub id (NAME or NAMESPACE/NAME) that card metadata may name; anything else is a local path.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -306,7 +309,7 @@ def build_model_card(
         language=list(language),
         library_name="transformers",
         pipeline_tag="text2text-generation" if family == "seq2seq" else "text-generation",
-        tags=list(dict.fromkeys(["lamini-lm", "distillation", "instruction-tuning", family, *tags])),
+        tags=list(dict.fromkeys([*STUDENT_TAGS, family, *tags])),
         eval_results=results or None,
     )
     values = [r.metric_value for r in results if isinstance(r.metric_value, (int, float))]
