@@ -18,8 +18,7 @@ import os
 from dataclasses import field
 from pathlib import Path
 
-from lamini_lm.io import write_text_atomic
-from lamini_lm.model_card import PublishError, build_model_card
+from lamini_lm.model_card import PublishError, build_model_card, write_model_card
 
 __all__ = ["PUBLISHED_FILES", "PublishConfig", "PublishError", "build_model_card", "main", "publish"]
 
@@ -76,8 +75,7 @@ def publish(
         )
     if "/" not in repo_id:
         raise PublishError(f"repo id {repo_id!r} must be NAMESPACE/NAME, e.g. your-user/lamini-flan-t5-77m")
-    card = build_model_card(model_dir, repo_id, **card_kwargs)
-    write_text_atomic(model_dir / "README.md", str(card))
+    write_model_card(model_dir, repo_id, **card_kwargs)
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
@@ -139,9 +137,7 @@ def main(argv: list[str] | None = None, prog: str = "lamini-lm publish") -> int:
     }
     try:
         if config.card_only:
-            card = build_model_card(rest.model_dir, config.repo_id, **card_kwargs)
-            write_text_atomic(Path(rest.model_dir) / "README.md", str(card))
-            print(Path(rest.model_dir) / "README.md")
+            print(write_model_card(rest.model_dir, config.repo_id, **card_kwargs))
             return 0
         info = publish(
             rest.model_dir, config.repo_id, private=config.private, commit_message=config.commit_message, **card_kwargs

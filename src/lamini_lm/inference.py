@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from typing import Any, overload
 
-from lamini_lm.prompts import wrap_instruction
+from lamini_lm.prompts import detect_family, wrap_instruction
 
 __all__ = ["generate", "load_student"]
 
@@ -31,7 +31,7 @@ def load_student(model: str | os.PathLike, **from_pretrained_kwargs):
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     config = AutoConfig.from_pretrained(str(model))
-    auto = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+    auto = AutoModelForSeq2SeqLM if detect_family(config) == "seq2seq" else AutoModelForCausalLM
     return auto.from_pretrained(str(model), **from_pretrained_kwargs), AutoTokenizer.from_pretrained(str(model))
 
 
@@ -72,7 +72,7 @@ def generate(
         tokenizer = AutoTokenizer.from_pretrained(model.name_or_path)
     single = isinstance(instructions, str)
     instructions = [instructions] if single else list(instructions)
-    family = "seq2seq" if model.config.is_encoder_decoder else "causal"
+    family = detect_family(model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     gen_config = model.generation_config

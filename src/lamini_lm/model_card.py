@@ -30,33 +30,32 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from lamini_lm.prompts import ALPACA_WRAPPER
+from lamini_lm.io import write_text_atomic
+from lamini_lm.prompts import ALPACA_WRAPPER, detect_family
 
 __all__ = [
     "RUN_METADATA_FILE",
+    "STUDENT_TAGS",
     "PublishError",
     "build_model_card",
     "card_eval_results",
     "count_parameters",
     "format_parameters",
-    "model_family",
+    "write_model_card",
 ]
 
 logger = logging.getLogger(__name__)
 
 RUN_METADATA_FILE = "lamini_lm_run.json"
+# The tags every student card carries: this module's cards and the Trainer-written ones (train.trainers).
+STUDENT_TAGS = ("lamini-lm", "distillation", "instruction-tuning")
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
-# What a student repository holds; checkpoints, optimizer states and pickled training arguments stay local.
+# A Hub id (NAME or NAMESPACE/NAME) that card metadata may name; anything else is a local path.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 class PublishError(RuntimeError):
     """A model folder that cannot be published, or a push that the Hub refused; the message says what to do."""
-
-
-def model_family(model_dir: str | os.PathLike) -> str:
-    """``"seq2seq"`` for an encoder-decoder ``config.json``, ``"causal"`` otherwise."""
-    return "seq2seq" if _read_json(Path(model_dir) / "config.json").get("is_encoder_decoder") else "causal"
 
 
 def count_parameters(model_dir: str | os.PathLike) -> int:
@@ -145,7 +144,7 @@ _CARD_ARGS = (
 )
 
 
-def _hyperparameters(model_dir: Path, run: Mapping[str, Any]) -> dict[str, Any]:
+def _hyperparameters(model_dir: Path, run: Mapping[str, Any], trainer_state: Mapping[str, Any]) -> dict[str, Any]:
     args = _training_arguments(model_dir)
     out: dict[str, Any] = {k: args[k] for k in _CARD_ARGS if args.get(k) not in (None, 0, False, "")}
     if "seed" in args:
@@ -153,7 +152,7 @@ def _hyperparameters(model_dir: Path, run: Mapping[str, Any]) -> dict[str, Any]:
     if args:
         batch = args.get("per_device_train_batch_size", 1) * args.get("gradient_accumulation_steps", 1)
         out["effective_batch_size"] = batch * int(run.get("world_size", 1))
-    steps = _read_json(model_dir / "trainer_state.json").get("global_step")
+    steps = trainer_state.get("global_step")
     if steps:
         out["steps"] = steps
     out.update(run.get("hyperparameters") or {})
@@ -161,9 +160,9 @@ def _hyperparameters(model_dir: Path, run: Mapping[str, Any]) -> dict[str, Any]:
     return {k: getattr(v, "value", v) for k, v in out.items()}
 
 
-def _final_losses(model_dir: Path) -> dict[str, float]:
+def _final_losses(trainer_state: Mapping[str, Any]) -> dict[str, float]:
     losses: dict[str, float] = {}
-    for entry in _read_json(model_dir / "trainer_state.json").get("log_history", []):
+    for entry in trainer_state.get("log_history", []):
         for key in ("train_loss", "eval_loss"):
             if key in entry:
                 losses[key.replace("_", " ")] = round(float(entry[key]), 4)
@@ -223,10 +222,8 @@ def card_eval_results(results: str | os.PathLike | Mapping, model_name: str) -> 
         if "tasks" not in results and "results" in results:  # raw lm_eval.simple_evaluate output
             results = summarize(results, model=model_name)
         entries = list(eval_results_for_card(results, model_name))
-    except (KeyError, ValueError) as e:
+    except (KeyError, ValueError) as e:  # eval_results_for_card raises ValueError rather than return no entries
         raise PublishError(f"{source}: no task results found ({e})") from None
-    if not entries:
-        raise PublishError(f"{source}: no task results found; refusing to publish an empty model-index")
     return _one_entry_per_task(entries, source)
 
 
@@ -286,7 +283,7 @@ def build_model_card(
         raise PublishError(f"{model_dir}: no config.json; is this a folder written by save_pretrained?")
     run = _read_json(model_dir / RUN_METADATA_FILE)
     trainer_card = _trainer_card_data(model_dir)
-    family = "seq2seq" if config.get("is_encoder_decoder") else "causal"
+    family = detect_family(config)
     name_or_path = config.get("_name_or_path") or ""
     base_model = (
         base_model
@@ -312,10 +309,11 @@ def build_model_card(
         language=list(language),
         library_name="transformers",
         pipeline_tag="text2text-generation" if family == "seq2seq" else "text-generation",
-        tags=list(dict.fromkeys(["lamini-lm", "distillation", "instruction-tuning", family, *tags])),
+        tags=list(dict.fromkeys([*STUDENT_TAGS, family, *tags])),
         eval_results=results or None,
     )
     values = [r.metric_value for r in results if isinstance(r.metric_value, (int, float))]
+    trainer_state = _read_json(model_dir / "trainer_state.json")
     return ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATE),
@@ -331,8 +329,8 @@ def build_model_card(
         ),
         teacher=teacher or run.get("teacher"),
         train_examples=f"{run['train_examples']:,}" if run.get("train_examples") else None,
-        hyperparameters=_hyperparameters(model_dir, run),
-        final_losses=_final_losses(model_dir),
+        hyperparameters=_hyperparameters(model_dir, run, trainer_state),
+        final_losses=_final_losses(trainer_state),
         framework_versions=_framework_versions(run),
         usage=_usage(repo_id, family),
         eval_rows=[
@@ -374,3 +372,11 @@ def _check_size_in_name(model_name: str, n_params: int) -> None:
                 f"{n_params:,}",
                 format_parameters(n_params),
             )
+
+
+def write_model_card(model_dir: str | os.PathLike, repo_id: str, **card_kwargs) -> Path:
+    """Build the card for ``model_dir`` (``card_kwargs`` go to :func:`build_model_card`) and write it, atomically,
+    to ``model_dir/README.md``; return that path."""
+    path = Path(model_dir) / "README.md"
+    write_text_atomic(path, str(build_model_card(model_dir, repo_id, **card_kwargs)))
+    return path

@@ -14,8 +14,9 @@ Example:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from typing import Literal
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 __all__ = [
     "ALPACA_WRAPPER",
@@ -25,6 +26,7 @@ __all__ = [
     "SYSTEM_MESSAGE",
     "TOPIC_GUIDED_TEMPLATE",
     "Family",
+    "detect_family",
     "example_guided_prompt",
     "format_examples",
     "prompt_hash",
@@ -114,3 +116,19 @@ def wrap_instruction(instruction: str, family: Family) -> str:
     if family == "seq2seq":
         return instruction
     raise ValueError(f"unknown model family {family!r}: expected 'seq2seq' or 'causal'")
+
+
+def detect_family(model: str | os.PathLike | Mapping | Any) -> Family:
+    """``"seq2seq"`` for an encoder-decoder model (``config.is_encoder_decoder``), else ``"causal"``.
+
+    ``model`` is a folder, a Hub id, a ``PretrainedConfig``, a model (anything with a ``.config``) or the dict
+    read from a ``config.json``. The family picks :func:`wrap_instruction`'s wrapping and the Auto class.
+    """
+    if isinstance(model, Mapping):
+        return "seq2seq" if model.get("is_encoder_decoder") else "causal"
+    config = getattr(model, "config", model)
+    if isinstance(model, (str, os.PathLike)):
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(str(model))
+    return "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"

@@ -31,6 +31,8 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from lamini_lm.io import write_text_atomic
+
 __all__ = ["SEED_TASKS", "QuickstartConfig", "main", "run_quickstart"]
 
 logger = logging.getLogger(__name__)
@@ -208,7 +210,7 @@ def _evaluate(config: QuickstartConfig, out: Path, student: Path) -> dict:
 
 def _model_card(config: QuickstartConfig, out: Path, student: Path, teacher: str, rows: int) -> Path:
     """Write the student's model card (README.md) and its run record; publish if asked."""
-    from lamini_lm.model_card import RUN_METADATA_FILE, build_model_card
+    from lamini_lm.model_card import RUN_METADATA_FILE, write_model_card
 
     run = {
         "base_model": None if config.is_offline else config.base_model,
@@ -216,15 +218,14 @@ def _model_card(config: QuickstartConfig, out: Path, student: Path, teacher: str
         "teacher": teacher,
         "train_examples": rows,
     }
-    (student / RUN_METADATA_FILE).write_text(json.dumps(run, indent=2))
+    write_text_atomic(student / RUN_METADATA_FILE, json.dumps(run, indent=2))
     repo_id = config.push_to_hub or "your-name/lamini-quickstart-t5"
     if config.push_to_hub:
         from lamini_lm.hub import publish
 
         publish(student, repo_id, eval_results=out / "eval" / "results.json")
     else:
-        card = build_model_card(student, repo_id, eval_results=out / "eval" / "results.json")
-        card.save(student / "README.md")
+        write_model_card(student, repo_id, eval_results=out / "eval" / "results.json")
     return student / "README.md"
 
 
@@ -259,7 +260,7 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
         "reports": reports,
         "timings_s": timings,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, default=str))
     return summary
 
 

@@ -53,14 +53,15 @@ def main(argv: list[str] | None = None, prog: str = "lamini-lm compare") -> int:
     if cfg.labels and len(cfg.labels) != len(cfg.results):
         raise SystemExit(f"{prog}: {len(cfg.labels)} labels for {len(cfg.results)} results files")
     results = [load_results(p) for p in cfg.results]
-    print(format_table(results, cfg.labels))
+    markdown = format_table(results, cfg.labels)
+    print(markdown)
     if cfg.table:
         table = Path(cfg.table)
         table.parent.mkdir(parents=True, exist_ok=True)
         if table.suffix == ".csv":
             results_frame(results, cfg.labels).to_csv(table, index_label="task")
         else:
-            table.write_text(format_table(results, cfg.labels) + "\n", encoding="utf-8")
+            table.write_text(markdown + "\n", encoding="utf-8")
         print(f"wrote {table}")
     print(f"wrote {plot_comparison(results, cfg.output, cfg.labels, cfg.reference)}")
     return 0

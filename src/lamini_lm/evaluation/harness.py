@@ -27,7 +27,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lamini_lm.prompts import Family
+from lamini_lm.prompts import Family, detect_family  # detect_family re-exported: it was first defined here
 
 __all__ = [
     "EvalConfig",
@@ -92,19 +92,6 @@ class EvalConfig:
         default=False, metadata={"help": "also write every scored request to samples.jsonl (what the model saw)"}
     )
     seed: int = dataclasses.field(default=0, metadata={"help": "random, numpy and torch seed of lm-eval"})
-
-
-def detect_family(model: str | os.PathLike | Any) -> Family:
-    """``"seq2seq"`` for an encoder-decoder model (``config.is_encoder_decoder``), else ``"causal"``.
-
-    ``model`` is a folder, a Hub id, a ``PretrainedConfig`` or a model (anything with a ``.config``).
-    """
-    config = getattr(model, "config", model)
-    if isinstance(model, (str, os.PathLike)):
-        from transformers import AutoConfig
-
-        config = AutoConfig.from_pretrained(str(model))
-    return "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
 
 
 def resolve_device(device: str | None) -> str:

@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None, prog: str = "lamini-lm judge") -> int:
         "n": len(judgements),
         "counts": counts,
     }
-    (out / "rubric.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(out / "rubric.json", json.dumps(summary, indent=2) + "\n")
     png = plot_rubric(
         {name: counts},
         out / "rubric.png",

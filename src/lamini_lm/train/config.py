@@ -2,7 +2,8 @@
 
 The pattern is TRL's ``SFTConfig``: the Trainer's own arguments stay as they are (checkpoints, logging,
 ``report_to``, mixed precision, DeepSpeed/FSDP), the recipe adds model, data, length and LoRA fields, and the
-defaults it changes sit in one labelled block per class. ``HfArgumentParser`` reads YAML and flags into them.
+defaults it changes sit in labelled blocks: the ones both families share in ``_PaperDefaults``, the
+family-specific ones (learning rate, generation) on each class. ``HfArgumentParser`` reads YAML and flags into them.
 
 Example:
     >>> from lamini_lm.train.config import Seq2SeqRecipeConfig
@@ -90,19 +91,15 @@ class RecipeArguments:
 
 
 @dataclass
-class Seq2SeqRecipeConfig(RecipeArguments, Seq2SeqTrainingArguments):
-    """Settings of an encoder-decoder student (T5, Flan-T5): raw instruction in, teacher's response out."""
+class _PaperDefaults(RecipeArguments):
+    """The Trainer defaults both families change (the paper's settings, SPEC 6), and the check both run.
 
-    max_source_length: int = field(default=512, metadata={"help": "instruction tokens kept (EOS included)"})
-    max_target_length: int = field(default=512, metadata={"help": "response tokens kept (EOS included)"})
-    rouge_eval: bool = field(
-        default=True,
-        metadata={"help": "with predict_with_generate, report ROUGE-L of generations against held-out responses"},
-    )
+    Every field here already exists on ``TrainingArguments``, so a subclass keeps each in the Trainer's own
+    position; only the default and help text change. Family-specific defaults stay on the family's class.
+    """
 
-    # --- defaults changed from Seq2SeqTrainingArguments (the paper's settings, SPEC 6) ---
+    # --- defaults changed from TrainingArguments (the paper's settings, SPEC 6) ---
     output_dir: str | None = field(default=None, metadata={"help": "where checkpoints and the model go"})
-    learning_rate: float = field(default=5e-4, metadata={"help": "5e-4 for encoder-decoder students (the paper)"})
     num_train_epochs: float = field(default=5.0, metadata={"help": "5 epochs (the paper)"})
     lr_scheduler_type: str = field(default="linear", metadata={"help": "linear decay (the paper)"})
     train_sampling_strategy: str = field(
@@ -115,8 +112,6 @@ class Seq2SeqRecipeConfig(RecipeArguments, Seq2SeqTrainingArguments):
     save_strategy: str = field(default="epoch", metadata={"help": "checkpoint every epoch (resume continues)"})
     logging_steps: float = field(default=10, metadata={"help": "log every N steps"})
     save_total_limit: int | None = field(default=2, metadata={"help": "keep the last N checkpoints"})
-    predict_with_generate: bool = field(default=True, metadata={"help": "generate during eval (for ROUGE-L)"})
-    generation_max_length: int | None = field(default=256, metadata={"help": "max new tokens when generating"})
     resume_from_checkpoint: str | None = field(
         default="auto", metadata={"help": "'auto': continue from the last checkpoint in output_dir; a path; or none"}
     )
@@ -128,32 +123,30 @@ class Seq2SeqRecipeConfig(RecipeArguments, Seq2SeqTrainingArguments):
 
 
 @dataclass
-class CausalRecipeConfig(RecipeArguments, TrainingArguments):
+class Seq2SeqRecipeConfig(_PaperDefaults, Seq2SeqTrainingArguments):
+    """Settings of an encoder-decoder student (T5, Flan-T5): raw instruction in, teacher's response out."""
+
+    max_source_length: int = field(default=512, metadata={"help": "instruction tokens kept (EOS included)"})
+    max_target_length: int = field(default=512, metadata={"help": "response tokens kept (EOS included)"})
+    rouge_eval: bool = field(
+        default=True,
+        metadata={"help": "with predict_with_generate, report ROUGE-L of generations against held-out responses"},
+    )
+
+    # --- defaults changed from Seq2SeqTrainingArguments for encoder-decoder students (the rest: _PaperDefaults) ---
+    learning_rate: float = field(default=5e-4, metadata={"help": "5e-4 for encoder-decoder students (the paper)"})
+    predict_with_generate: bool = field(default=True, metadata={"help": "generate during eval (for ROUGE-L)"})
+    generation_max_length: int | None = field(default=256, metadata={"help": "max new tokens when generating"})
+    # --- end of changed defaults ---
+
+
+@dataclass
+class CausalRecipeConfig(_PaperDefaults, TrainingArguments):
     """Settings of a decoder-only student (GPT-2, Cerebras-GPT, GPT-Neo, LLaMA): Alpaca-wrapped prompt, loss on
     the response only."""
 
     max_length: int = field(default=512, metadata={"help": "prompt + response tokens kept (EOS included)"})
 
-    # --- defaults changed from TrainingArguments (the paper's settings, SPEC 6) ---
-    output_dir: str | None = field(default=None, metadata={"help": "where checkpoints and the model go"})
+    # --- defaults changed from TrainingArguments for decoder-only students (the rest: _PaperDefaults) ---
     learning_rate: float = field(default=2e-5, metadata={"help": "2e-5 for decoder-only students (Alpaca's)"})
-    num_train_epochs: float = field(default=5.0, metadata={"help": "5 epochs (the paper)"})
-    lr_scheduler_type: str = field(default="linear", metadata={"help": "linear decay (the paper)"})
-    train_sampling_strategy: str = field(
-        default="group_by_length", metadata={"help": "batch similar lengths together: less padding, same data"}
-    )
-    remove_unused_columns: bool = field(
-        default=False, metadata={"help": "kept False: the recipe's collator drops the length column itself"}
-    )
-    eval_strategy: str = field(default="epoch", metadata={"help": "evaluate on the held-out split every epoch"})
-    save_strategy: str = field(default="epoch", metadata={"help": "checkpoint every epoch (resume continues)"})
-    logging_steps: float = field(default=10, metadata={"help": "log every N steps"})
-    save_total_limit: int | None = field(default=2, metadata={"help": "keep the last N checkpoints"})
-    resume_from_checkpoint: str | None = field(
-        default="auto", metadata={"help": "'auto': continue from the last checkpoint in output_dir; a path; or none"}
-    )
     # --- end of changed defaults ---
-
-    def __post_init__(self):
-        self._check_recipe()
-        super().__post_init__()

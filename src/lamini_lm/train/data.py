@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -100,17 +99,21 @@ def tokenize_seq2seq(tokenizer, instruction: str, response: str, max_source_leng
     }
 
 
-def tokenize_causal(tokenizer, instruction: str, response: str, max_length: int):
+def tokenize_causal(tokenizer, instruction: str, response: str, max_length: int, *, adds_bos: bool | None = None):
     """A decoder-only row: Alpaca-wrapped prompt + response + EOS, labels -100 on every prompt token.
 
     If the row is too long the response keeps at least half of ``max_length`` (cut, EOS appended), and the
     prompt loses the end of its instruction text while the wrapper's ``### Response:`` tail is kept.
+    ``adds_bos``: whether the tokenizer starts a text with BOS; ``None`` asks the tokenizer (a whole dataset
+    passes it once rather than tokenising a probe per row).
     """
     eos = tokenizer.eos_token_id
     prompt_text = wrap_instruction(instruction, "causal")
     enc = tokenizer(prompt_text, add_special_tokens=False, return_offsets_mapping=tokenizer.is_fast)
     prompt = list(enc["input_ids"])
-    bos = [tokenizer.bos_token_id] if _adds_bos(tokenizer) else []
+    if adds_bos is None:
+        adds_bos = _adds_bos(tokenizer)
+    bos = [tokenizer.bos_token_id] if adds_bos else []
     prompt = bos + prompt
     resp_ids = _ids(tokenizer, response)
     budget = max(max_length - len(prompt), max_length // 2)
@@ -149,6 +152,7 @@ def _adds_bos(tokenizer) -> bool:
 def tokenize_dataset(dataset, tokenizer, family: str, cfg, desc: str = "tokenise"):
     """Tokenise ``dataset`` for ``family`` ("seq2seq" or "causal"); log how many prompts/responses were cut."""
     icol, rcol = cfg.instruction_column, cfg.response_column
+    adds_bos = _adds_bos(tokenizer) if family != "seq2seq" else None  # once per dataset, not once per row
 
     def fn(batch):
         rows = []
@@ -158,7 +162,7 @@ def tokenize_dataset(dataset, tokenizer, family: str, cfg, desc: str = "tokenise
             if family == "seq2seq":
                 rows.append(tokenize_seq2seq(tokenizer, ins, resp, cfg.max_source_length, cfg.max_target_length))
             else:
-                rows.append(tokenize_causal(tokenizer, ins, resp, cfg.max_length))
+                rows.append(tokenize_causal(tokenizer, ins, resp, cfg.max_length, adds_bos=adds_bos))
         return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
 
     out = dataset.map(
@@ -168,9 +172,7 @@ def tokenize_dataset(dataset, tokenizer, family: str, cfg, desc: str = "tokenise
         num_proc=cfg.preprocessing_num_workers,
         desc=desc,
     )
-    counts = Counter(
-        {"prompt": sum(out["prompt_truncated"]), "response": sum(out["response_truncated"]), "rows": len(out)}
-    )
+    counts = {"prompt": sum(out["prompt_truncated"]), "response": sum(out["response_truncated"]), "rows": len(out)}
     if counts["prompt"] or counts["response"]:
         logger.warning(
             "%s: truncated %d instruction(s) and %d response(s) of %d rows (EOS kept on every response)",

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 from transformers import Seq2SeqTrainer, Trainer
 
-__all__ = ["CausalRecipeTrainer", "Seq2SeqRecipeTrainer"]
+from lamini_lm.model_card import STUDENT_TAGS
 
-_TAGS = ["lamini-lm", "distillation", "instruction-tuning"]
+__all__ = ["CausalRecipeTrainer", "Seq2SeqRecipeTrainer"]
 
 
 class _LaMiniCardMixin:
     def create_model_card(self, *args, tags: str | list[str] | None = None, **kwargs):
         tags = [tags] if isinstance(tags, str) else list(tags or [])
-        return super().create_model_card(*args, tags=sorted(set(tags + _TAGS)), **kwargs)
+        return super().create_model_card(*args, tags=sorted(set(tags) | set(STUDENT_TAGS)), **kwargs)
 
 
 class Seq2SeqRecipeTrainer(_LaMiniCardMixin, Seq2SeqTrainer):
