@@ -1,7 +1,9 @@
 """``lamini-lm <stage> ...``: one thin function per pipeline stage, no logic of its own.
 
-Each stage's module owns its parser (``main(argv) -> int``); this file only lists the stages and imports the one
-that runs, so ``lamini-lm --help`` stays fast.
+Each stage's module owns its parser (``main(argv) -> int``, built on :class:`lamini_lm.config.StageParser`); this
+file only lists the stages, imports the one that runs (so ``lamini-lm --help`` stays fast), sets up logging and
+turns errors into one line and an exit code: 2 for a wrong flag, setting or path, 1 for unusable data or a failed
+run, 130 for Ctrl-C. ``-v`` shows tracebacks and third-party logs (HTTP requests); ``-vv`` debug logs.
 
 Usage:
     lamini-lm --help
@@ -15,11 +17,13 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
+import warnings
 from collections.abc import Sequence
 
 from lamini_lm import __version__
 
-__all__ = ["STAGES", "main"]
+__all__ = ["STAGES", "configure_logging", "main", "run_stage_main"]
 
 # stage name -> ("module:function" taking (argv, prog) and returning an exit code, one-line help), in pipeline order.
 STAGES: dict[str, tuple[str, str]] = {
@@ -39,6 +43,52 @@ STAGES: dict[str, tuple[str, str]] = {
     "quickstart": ("lamini_lm.quickstart:main", "run the whole pipeline at toy scale into one folder (offline too)"),
 }
 
+# Loggers that print one line per HTTP request or per task: quiet unless -v.
+_NOISY_LOGGERS = ("httpx", "httpcore", "openai", "urllib3", "filelock", "lm-eval", "lm_eval", "datasets", "fsspec")
+
+
+def configure_logging(verbose: int = 0) -> None:
+    """lamini-lm's own INFO lines always; third-party INFO (HTTP requests, lm-eval per task) only with ``-v``."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose >= 2 else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    for name in _NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose >= 1 else logging.WARNING)
+    if not verbose:
+        import os
+
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        warnings.filterwarnings("once")  # a warning repeated per task or per row is shown once
+
+
+def _verbosity(argv: Sequence[str]) -> int:
+    """How many ``-v`` a command line holds, wherever they stand (read only; the stage's parser accepts them)."""
+    n = 0
+    for a in argv:
+        if a == "--verbose":
+            n += 1
+        elif a.startswith("-") and not a.startswith("--") and set(a[1:]) == {"v"}:
+            n += len(a) - 1
+    return n
+
+
+def run_stage_main(stage_main, argv: Sequence[str], prog: str, verbose: int = 0) -> int:
+    """Call a stage's ``main``; a :class:`~lamini_lm.errors.LaminiError` or an ``OSError`` becomes one line."""
+    from lamini_lm.errors import LaminiError
+
+    try:
+        return int(stage_main(list(argv), prog=prog) or 0)
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted (Ctrl-C); what was finished is kept", file=sys.stderr)
+        return 130
+    except (LaminiError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
+        if verbose:
+            traceback.print_exc()
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return getattr(e, "exit_code", 1)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -46,27 +96,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="lamini-lm",
         description="Distil a chat teacher into a herd of small instruction-following students.",
         epilog="Run `lamini-lm <stage> --help` for a stage's settings. Stages read YAML files and --key value flags.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"lamini-lm {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging, tracebacks (-vv: debug)")
     sub = parser.add_subparsers(dest="stage", metavar="<stage>", title="stages")
     for name, (_, help_text) in STAGES.items():
-        sub.add_parser(name, help=help_text, add_help=False)
-    # Split at the stage name: what follows belongs to the stage's own parser.
-    stage_at = next((i for i, a in enumerate(argv) if a in STAGES), None)
-    head, rest = (argv, []) if stage_at is None else (argv[: stage_at + 1], argv[stage_at + 1 :])
-    args = parser.parse_args(head)
+        sub.add_parser(name, help=help_text, add_help=False)  # the stage's own parser reads what follows its name
+    args, stage_argv = parser.parse_known_args(argv)
     if args.stage is None:
         parser.print_help()
         return 0
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose + 1, 2),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    verbose = args.verbose + _verbosity(stage_argv)
+    configure_logging(verbose)
     target, _ = STAGES[args.stage]
     module_name, _, func_name = target.partition(":")
     stage_main = getattr(importlib.import_module(module_name), func_name or "main")
-    return int(stage_main(rest, prog=f"lamini-lm {args.stage}") or 0)
+    return run_stage_main(stage_main, stage_argv, prog=f"lamini-lm {args.stage}", verbose=verbose)
 
 
 if __name__ == "__main__":
