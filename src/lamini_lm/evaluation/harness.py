@@ -163,7 +163,7 @@ def evaluate_model(
     from lm_eval.tasks import TaskManager
 
     from lamini_lm.evaluation.results import summarize
-    from lamini_lm.evaluation.tasks import PAPER_TASKS
+    from lamini_lm.paper import PAPER_TASKS
 
     tasks = list(tasks) if tasks else [t.task for t in PAPER_TASKS]
     if isinstance(model, LM):

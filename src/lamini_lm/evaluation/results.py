@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from lamini_lm import __version__
-from lamini_lm.evaluation.tasks import PAPER_TASKS, paper_metric, paper_task
 from lamini_lm.io import write_text_atomic
+from lamini_lm.paper import PAPER_TASKS, paper_metric, paper_task
 from lamini_lm.prompts import PROMPT_HASHES
 
 __all__ = [
