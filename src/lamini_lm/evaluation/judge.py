@@ -36,7 +36,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from lamini_lm.errors import DataError, UsageError
+from lamini_lm.errors import UsageError
 from lamini_lm.io import write_text_atomic
 from lamini_lm.prompts import prompt_hash
 
@@ -239,20 +239,16 @@ def _write_jsonl(path: Path, rows: Sequence[dict]) -> None:
 
 
 def _read_answers(path: str | os.PathLike) -> list[dict]:
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}, line {n}: not valid JSON: {e.msg}") from None
-            for key in ("prompt", "answer"):
-                if not isinstance(row.get(key), str):
-                    raise DataError(f"{path}, line {n}: field {key!r} is missing or not a string")
-            rows.append({"id": str(row.get("id", n - 1)), "prompt": row["prompt"], "answer": row["answer"]})
-    return rows
+    from lamini_lm.io import field_value, iter_records
+
+    return [
+        {
+            "id": str(row.get("id", n - 1)),
+            "prompt": field_value(row, "prompt", str(path), n),
+            "answer": field_value(row, "answer", str(path), n),
+        }
+        for n, row in iter_records(str(path))
+    ]
 
 
 def _student_answers(cfg: JudgeConfig, out: Path) -> list[dict]:
