@@ -30,8 +30,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from lamini_lm.families import Family, detect_family, get_family
 from lamini_lm.io import write_text_atomic
-from lamini_lm.prompts import ALPACA_WRAPPER, detect_family
 
 __all__ = [
     "RUN_METADATA_FILE",
@@ -180,29 +180,8 @@ def _framework_versions(run: Mapping[str, Any]) -> dict[str, str]:
     return versions
 
 
-def _usage(repo_id: str, family: str) -> str:
-    if family == "seq2seq":
-        return (
-            "```python\n"
-            "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\n\n"
-            f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")\n'
-            f'model = AutoModelForSeq2SeqLM.from_pretrained("{repo_id}")\n'
-            'inputs = tokenizer("Name three primary colours.", return_tensors="pt")\n'
-            "outputs = model.generate(**inputs, max_new_tokens=128)\n"
-            "print(tokenizer.decode(outputs[0], skip_special_tokens=True))\n"
-            "```\n\n"
-            'With transformers 4.x, `pipeline("text2text-generation", model=...)` gives the same; transformers 5 '
-            "removed that pipeline."
-        )
-    return (
-        "```python\n"
-        "from transformers import pipeline\n\n"
-        f'generator = pipeline("text-generation", model="{repo_id}")\n'
-        f"wrapper = {ALPACA_WRAPPER!r}\n"
-        'prompt = wrapper.format(instruction="Name three primary colours.")\n'
-        'print(generator(prompt, max_new_tokens=128, return_full_text=False)[0]["generated_text"].strip())\n'
-        "```"
-    )
+def _usage(repo_id: str, family: str | Family) -> str:
+    return get_family(family).usage_snippet(repo_id)
 
 
 def card_eval_results(results: str | os.PathLike | Mapping, model_name: str) -> list:
@@ -308,8 +287,8 @@ def build_model_card(
         license=license,
         language=list(language),
         library_name="transformers",
-        pipeline_tag="text2text-generation" if family == "seq2seq" else "text-generation",
-        tags=list(dict.fromkeys([*STUDENT_TAGS, family, *tags])),
+        pipeline_tag=family.pipeline_tag,
+        tags=list(dict.fromkeys([*STUDENT_TAGS, family.name, *tags])),
         eval_results=results or None,
     )
     values = [r.metric_value for r in results if isinstance(r.metric_value, (int, float))]
@@ -319,8 +298,10 @@ def build_model_card(
         template_path=str(TEMPLATE),
         model_name=model_name,
         repo_id=repo_id,
-        family=family,
-        family_text="encoder-decoder" if family == "seq2seq" else "decoder-only",
+        family=family.name,
+        family_text=family.description,
+        family_note=family.card_note,
+        wrapped=family.template is not None,
         architecture=(config.get("architectures") or [config.get("model_type", "unknown")])[0],
         parameters_exact=f"{n_params:,}",
         parameters_human=format_parameters(n_params),
