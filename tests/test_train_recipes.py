@@ -58,7 +58,7 @@ def test_unknown_key_and_family_are_clear_errors(tmp_path):
     with pytest.raises(ConfigError, match="learning_rat"):
         load_recipe(str(bad))
     bad.write_text("family: prefix-lm\nmodel_name_or_path: x\n")
-    with pytest.raises(ValueError, match="unknown recipe family 'prefix-lm'"):
+    with pytest.raises(ValueError, match="unknown model family 'prefix-lm'; known: causal, seq2seq"):
         load_recipe(str(bad))
 
 
