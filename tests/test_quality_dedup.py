@@ -89,7 +89,8 @@ def test_planted_duplicates_found_and_near_misses_kept():
     ex = report.details["duplicates"]["rouge"][0]
     assert ex["rouge_l"] > 0.7 and ex["duplicate_of_row"] < ex["row"]
     assert report.examples["rouge"][0] == ex["text"] == texts[ex["row"]]
-    assert report.summary() == f"dedup: {len(texts)} rows in, {len(kept)} out (exact {n_case}, rouge {kinds.count('edit')})"
+    edits = kinds.count("edit")
+    assert report.summary() == f"dedup: {len(texts)} rows in, {len(kept)} out (exact {n_case}, rouge {edits})"
     # the earlier row of each group is the one kept, in the original order
     assert kept["instruction"][:] == [t for t in texts if t in kept_set]
 

@@ -44,7 +44,6 @@ from lamini_lm.artifacts import (
     StepReport,
     artifact_output,
     check_output,
-    describe_input,
     read_manifest,
 )
 from lamini_lm.config import check_choice, check_range, check_required

@@ -1,7 +1,7 @@
 """Decontamination: flag training rows sharing a word n-gram (13 by default) with the 15 evaluation tasks.
 
-The evaluation sets are the splits lm-evaluation-harness scores for the paper's 15 tasks, loaded through ``datasets`` from their
-Hub ids (:data:`EVAL_SETS`), or from local files/datasets you pass (``eval_sets={"sciq": "sciq_test.jsonl"}``).
+The evaluation sets are the splits lm-evaluation-harness scores for the paper's 15 tasks, loaded through
+``datasets`` from their Hub ids (:data:`EVAL_SETS`), or from local files/datasets you pass (``eval_sets={"sciq": "sciq_test.jsonl"}``).
 Every string in an evaluation row (questions, passages, choices, endings) is tokenised like ROUGE (lower-case
 alphanumeric words) and its n-grams are hashed; a training row is flagged for a task when one of its columns
 (``instruction`` and ``response`` by default) contains one of them. Flagged rows are removed or tagged (a
@@ -55,7 +55,7 @@ class EvalSet:
     splits: tuple[str, ...]
 
 
-# The paper's 15 evaluation tasks, as lm-eval 0.4 names and loads them; splits are the evaluated one plus validation if distinct.
+# The paper's 15 evaluation tasks, as lm-eval 0.4 names and loads them; splits: the evaluated one (+ validation).
 EVAL_SETS: dict[str, EvalSet] = {
     "openbookqa": EvalSet("allenai/openbookqa", "main", ("test", "validation")),
     "sciq": EvalSet("allenai/sciq", None, ("test", "validation")),

@@ -56,7 +56,7 @@ class StageIO:
 
     input: str = field(default=None, metadata={"help": _INPUT_HELP, "required": True})
     output: str = field(
-        default=None, metadata={"help": "folder to write: the rows (save_to_disk) and lamini_lm.json", "required": True}
+        default=None, metadata={"help": "folder to write: the rows (save_to_disk), lamini_lm.json", "required": True}
     )
     overwrite: bool = field(
         default=False, metadata={"help": "replace --output even if it holds files that are not this stage's output"}
