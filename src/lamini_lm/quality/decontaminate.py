@@ -2,11 +2,11 @@
 
 The evaluation sets are the splits lm-evaluation-harness scores for the paper's 15 tasks, loaded through
 ``datasets`` from their Hub ids (:data:`EVAL_SETS`), or from local files/datasets you pass
-(``eval_sets={"sciq": "sciq_test.jsonl"}``). Every string in an evaluation row (questions, passages, choices, endings) is tokenised like ROUGE (lower-case
-alphanumeric words) and its n-grams are hashed; a training row is flagged for a task when one of its columns
-(``instruction`` and ``response`` by default) contains one of them. Flagged rows are removed or tagged (a
-``contaminated`` column listing the tasks), and the :class:`StepReport` counts flags per task and column
-(``details["tasks"]``).
+(``eval_sets={"sciq": "sciq_test.jsonl"}``). Every string in an evaluation row (questions, passages, choices,
+endings) is tokenised like ROUGE (lower-case alphanumeric words) and its n-grams are hashed; a training row is
+flagged for a task when one of its columns (``instruction`` and ``response`` by default) contains one of them.
+Flagged rows are removed or tagged (a ``contaminated`` column listing the tasks), and the :class:`StepReport`
+counts flags per task and column (``details["tasks"]``).
 
 Example:
     >>> import datasets
