@@ -173,3 +173,44 @@ def test_help_is_plain_and_ends_with_examples(stage):
     assert "SPEC" not in proc.stdout and "examples:" in proc.stdout
     assert proc.stdout.rstrip().splitlines()[-1].strip().startswith(f"lamini-lm {stage}")
     assert "--input INPUT" in proc.stdout and "(required)" in proc.stdout
+
+
+@pytest.mark.integration
+def test_push_dataset_to_fake_hub_replaces_only_its_own_release(fake_hub, tmp_path):
+    from huggingface_hub import HfApi
+
+    clean = tmp_path / "clean"
+    datasets.Dataset.from_list(rows()).save_to_disk(str(clean))
+    Manifest(stage="decontaminate", reports=[StepReport(step="dedup", rows_in=13, rows_out=12)]).save(clean)
+    env = {**fake_hub.env, "HF_HUB_CACHE": str(tmp_path / "hub-cache")}
+    push = ("push-dataset", "--input", clean, "--release_dir", tmp_path / "release", "--repo_id", "fake-user/lamini",
+            "--embed", "tfidf", "--max_shard_rows", 5)  # fmt: skip
+    proc = lamini(*push, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "pushed to fake-user/lamini" in proc.stdout
+    files = set(fake_hub.hub.files("fake-user/lamini", repo_type="dataset"))
+    assert {"README.md", "lamini_lm.json", "data/train-00002-of-00003.parquet", "plots/lengths.png"} <= files
+    card = DatasetCard.load("fake-user/lamini", repo_type="dataset")
+    assert card.data.license == "cc-by-nc-4.0" and "| dedup | 13 | 12 | none |" in card.text
+    assert fake_hub.token not in card.content
+    back = datasets.load_dataset("fake-user/lamini", split="train")
+    assert back["instruction"][:] == [r["instruction"] for r in rows()] and "request_key" not in back.column_names
+    # a second release in one shard: the three old shards go in the same commit
+    proc = lamini(*push[:-1], 50, env=env)
+    assert proc.returncode == 0, proc.stderr
+    shards = sorted(f for f in fake_hub.hub.files("fake-user/lamini", repo_type="dataset") if f.startswith("data/"))
+    assert shards == ["data/train-00000-of-00001.parquet"]
+    # the release folder pushed as it is
+    assert lamini("push-dataset", "--input", tmp_path / "release", "--repo_id", "fake-user/again", env=env).returncode == 0
+    assert "data/train-00000-of-00001.parquet" in fake_hub.hub.files("fake-user/again", repo_type="dataset")
+    # a repo holding someone else's files is refused, before anything is written
+    HfApi().create_repo("fake-user/theirs", repo_type="dataset")
+    HfApi().upload_file(path_or_fileobj=b"mine", path_in_repo="notes.txt", repo_id="fake-user/theirs",
+                        repo_type="dataset")  # fmt: skip
+    line = one_line_error(lamini("push-dataset", "--input", clean, "--release_dir", tmp_path / "r2",
+                                 "--repo_id", "fake-user/theirs", env=env), 2)  # fmt: skip
+    assert "fake-user/theirs" in line and "notes.txt" in line and "--overwrite" in line
+    assert not (tmp_path / "r2").exists()
+    assert set(fake_hub.hub.files("fake-user/theirs", repo_type="dataset")) == {"notes.txt"} | (
+        {".gitattributes"} & set(fake_hub.hub.files("fake-user/theirs", repo_type="dataset"))
+    )
