@@ -20,6 +20,7 @@ from importlib import resources
 from typing import Any
 
 import lamini_lm
+from lamini_lm.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +41,8 @@ __all__ = [
 SUPPORTED_EXTENSIONS = (".jsonl", ".json", ".parquet", ".csv", ".tsv")
 
 
-class DataFileError(ValueError):
-    """A row that cannot be used: the message names the file, the line (or row) and the field."""
+class DataFileError(DataError):
+    """A row that cannot be used: the message names the file, the line (or row) and the field (exit 1, one line)."""
 
     def __init__(self, path: str, line: int | None, field: str | None, problem: str, unit: str = "line"):
         self.path, self.line, self.field, self.problem = str(path), line, field, problem

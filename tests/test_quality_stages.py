@@ -201,7 +201,10 @@ def test_push_dataset_to_fake_hub_replaces_only_its_own_release(fake_hub, tmp_pa
     shards = sorted(f for f in fake_hub.hub.files("fake-user/lamini", repo_type="dataset") if f.startswith("data/"))
     assert shards == ["data/train-00000-of-00001.parquet"]
     # the release folder pushed as it is
-    assert lamini("push-dataset", "--input", tmp_path / "release", "--repo_id", "fake-user/again", env=env).returncode == 0
+    assert (
+        lamini("push-dataset", "--input", tmp_path / "release", "--repo_id", "fake-user/again", env=env).returncode
+        == 0
+    )
     assert "data/train-00000-of-00001.parquet" in fake_hub.hub.files("fake-user/again", repo_type="dataset")
     # a repo holding someone else's files is refused, before anything is written
     HfApi().create_repo("fake-user/theirs", repo_type="dataset")
