@@ -295,8 +295,8 @@ def main(argv: list[str] | None = None, prog: str = "lamini-lm build") -> int:
     width = max(map(len, result.num_rows))
     for name, rows in result.num_rows.items():
         print(f"{name:<{width}}  {rows:>10,} rows  {result.paths.get(name, '(empty: not cached)')}")
-    if result.skipped:
-        print("skipped: " + ", ".join(f"{n:,} ({why})" for why, n in result.skipped.items()))
+    if any(result.skipped.values()):
+        print("skipped: " + ", ".join(f"{n:,} ({why})" for why, n in result.skipped.items() if n))
     for entry in result.inputs:
         if entry.get("manifest_id"):
             print(f"input {entry['path']}: {entry['stage']} artifact (manifest {entry['manifest_id']})")

@@ -154,6 +154,7 @@ def _dataset(config: QuickstartConfig, out: Path) -> tuple[Any, dict]:
             "only %d rows pass the filters; the quickstart keeps the %d deduplicated rows", len(kept), len(clean)
         )
         kept = clean
+        reports = [dedup_report]  # the filters' result is not what is released: the card must not claim it
     build_release(kept, out / "dataset", pretty_name="lamini-lm quickstart", reports=reports, embed="tfidf")
     return kept, {"generated_instructions": len(generated), **{r.step: r.to_dict() for r in reports}}
 
