@@ -96,8 +96,61 @@ def test_lamini_lm_build_reports_bad_input_with_file_and_line(tmp_path):
     bad.write_text('{"instruction": "a", "response": "b", "instruction_source": "alpaca"}\n{not json\n')
     proc = cli("--generated", str(bad), env=env)
     assert proc.returncode == 1
-    assert f"{bad}, line 2: not valid JSON" in proc.stdout
+    [line] = [ln for ln in proc.stderr.splitlines() if "error" in ln]  # one line, no traceback
+    assert "Traceback" not in proc.stderr
+    assert line.startswith("lamini-lm build: error: ") and f"{bad}, line 2: not valid JSON" in line
     assert not (tmp_path / "hf" / "datasets" / "lamini_lm___instructions").exists() or not list(
         (tmp_path / "hf" / "datasets" / "lamini_lm___instructions").glob("*/*/*/dataset_info.json")
     )
-    assert cli(env=env).returncode == 2  # nothing to build
+    nothing = cli(env=env)  # nothing to build
+    assert nothing.returncode == 2 and "nothing to build" in nothing.stderr
+    missing = cli("--generated", str(tmp_path / "nope"), env=env)
+    assert missing.returncode == 1 and f"--generated {tmp_path / 'nope'}: no such file" in missing.stderr
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "notes.txt").write_text("x")
+    assert "neither a release folder" in cli("--generated", str(other), env=env).stderr
+
+
+@pytest.mark.integration
+def test_build_accepts_a_release_folder_and_records_its_manifest(tmp_path):
+    """The quickstart's (and push-dataset's) release folder builds as it is; jsonl and save_to_disk too."""
+    from lamini_lm.artifacts import read_manifest
+    from lamini_lm.publishing.dataset import build_release
+
+    env = run_env(tmp_path / "hf")
+    ds = datasets.Dataset.from_dict(
+        {
+            "instruction": ["Name a prime.", "Say hi."],
+            "response": ["2", "Hi."],
+            "instruction_source": ["generated_flan", "alpaca"],
+            "request_key": ["k1", "k2"],
+        }
+    )
+    release = build_release(ds, tmp_path / "dataset", embed="none", max_shard_rows=1)
+    jsonl = tmp_path / "more.jsonl"
+    jsonl.write_text(json.dumps({"instruction": "Add 2 and 3.", "response": "5", "instruction_source": "alpaca"}))
+    proc = cli("--generated", str(release), str(jsonl), env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"input {release}: release artifact (manifest {read_manifest(release).id})" in proc.stdout
+    got = load_in_fresh_interpreter(env)
+    assert [r["instruction"] for r in got["all"]] == ["Name a prime.", "Say hi.", "Add 2 and 3."]
+    assert got["generated_flan"] == ["Name a prime."]
+
+
+@pytest.mark.integration
+def test_build_warns_when_the_name_is_taken_on_the_hub(fake_hub, tmp_path):
+    from huggingface_hub import HfApi
+
+    run1 = save_run(tmp_path / "run1", [("Name a prime.", "generated_flan", "2")])
+    env = {**fake_hub.env, "HF_DATASETS_CACHE": str(tmp_path / "ds-cache"), "HF_HUB_CACHE": str(tmp_path / "hub")}
+    proc = cli("--generated", run1, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "warning" not in proc.stdout.lower()
+    HfApi().create_repo("lamini_lm/instructions", repo_type="dataset")
+    proc = cli("--generated", run1, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [warning] = [ln for ln in proc.stdout.splitlines() if ln.startswith("warning:")]
+    assert "the Hub has a dataset named lamini_lm/instructions" in warning and "HF_HUB_OFFLINE=1" in warning
+    offline = cli("--generated", run1, env={**env, "HF_HUB_OFFLINE": "1"})
+    assert offline.returncode == 0 and "warning:" not in offline.stdout

@@ -1,5 +1,5 @@
-"""Statistics plots, the dataset card (renders, round-trips through DatasetCard.load), the release folder, the CLI
-stages end to end, and push-dataset against the fake Hub."""
+"""Statistics plots, the dataset card (rendered from the manifest: only the steps that ran), the release folder
+(parquet shards, card, plots, manifest; internal columns left out), and its output rules."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import datasets
 import pytest
 from huggingface_hub import DatasetCard
 
-from lamini_lm import cli
-from lamini_lm.prompts import PROMPT_HASHES, PROMPT_VERSION, SYSTEM_MESSAGE
-from lamini_lm.quality import build_release, compute_stats, dataset_card, decontaminate, dedup, filter_rows
+from lamini_lm.artifacts import Manifest, read_manifest
+from lamini_lm.errors import OutputExistsError
+from lamini_lm.prompts import EXAMPLE_GUIDED_TEMPLATE, PROMPT_HASHES, SYSTEM_MESSAGE
+from lamini_lm.publishing.dataset import build_release, dataset_card
+from lamini_lm.quality import compute_stats, decontaminate, dedup, filter_rows
 
 SOURCES = ["alpaca", "generated_flan", "self_instruct_with_topic"]
 BENCH_Q = "Which of the following statements best describes the function of mitochondria inside eukaryotic cells"
@@ -35,6 +37,8 @@ def make_ds(n: int = 60) -> datasets.Dataset:
         "prompt_tokens": [30] * n,
         "completion_tokens": [12] * n,
         "cost_usd": [0.0005] * n,
+        "request_key": [f"key-{i}" for i in range(n)],
+        "response_prompt_version": [PROMPT_HASHES["system_message"]] * n,
     }
     rows["instruction"][5] = rows["instruction"][4].upper()  # an exact duplicate
     rows["instruction"][7] = f"Answer this: {BENCH_Q}?"  # contaminated
@@ -67,13 +71,14 @@ def reports_for(ds, tmp_path):
     ds, rep_dedup = dedup(ds, num_proc=1)
     ds, rep_filters = filter_rows(ds)
     ds, rep_decon = decontaminate(ds, {"arc_challenge": str(bench)})
-    return ds, {"dedup": rep_dedup, "filters": rep_filters, "decontamination": rep_decon}
+    return ds, [rep_dedup, rep_filters, rep_decon]
 
 
-def test_card_renders_and_round_trips(tmp_path):
+def test_card_renders_the_recorded_steps_and_round_trips(tmp_path):
     ds, reports = reports_for(make_ds(), tmp_path)
     assert len(ds) == 58
-    card = dataset_card(ds, pretty_name="Tiny LaMini", reports=reports, created="2026-01-02")
+    manifest = Manifest(stage="decontaminate", reports=reports)
+    card = dataset_card(ds, manifest, pretty_name="Tiny LaMini", created="2026-01-02")
     path = tmp_path / "README.md"
     card.save(path)
     loaded = DatasetCard.load(path)
@@ -87,11 +92,13 @@ def test_card_renders_and_round_trips(tmp_path):
         "**58 rows**",
         "| `alpaca` | 20 |",
         "gpt-3.5-turbo",
-        PROMPT_VERSION,
-        PROMPT_HASHES["system_message"],
+        f"system_message `{PROMPT_HASHES['system_message']}`",
         SYSTEM_MESSAGE,
         "Tokens: 1,740 prompt + 696 completion",
         "Cost: $0.03",
+        "| dedup | 60 | 59 | `exact` 1 |",
+        "| filters | 59 | 59 | none |",
+        "| decontamination | 59 | 58 | `contaminated` 1 |",
         "exact pass",
         "| arc_challenge | 1 |",
         "2026-01-02",
@@ -99,69 +106,63 @@ def test_card_renders_and_round_trips(tmp_path):
         "eprint     = {2304.14402}",
     ):
         assert needle.lower() in text.lower(), needle
-    assert "Exact pass (NFKC, lower-cased, white space collapsed, punctuation\n`edges`): 1 removed" in text
+    assert "Not recorded as run" not in text
+    # only the system message's hash is in the records: the instruction prompts are not claimed
+    assert EXAMPLE_GUIDED_TEMPLATE not in text and "example_guided" not in text
+
+
+def test_card_claims_no_step_that_did_not_run(tmp_path):
+    ds, reports = reports_for(make_ds(), tmp_path)
+    text = dataset_card(ds, Manifest(stage="filter", reports=reports[:2])).text
+    assert "Decontamination" not in text and "arc_challenge" not in text
+    assert "Not recorded as run on this data: decontamination." in text
+    bare = dataset_card(ds.remove_columns(["response_prompt_version", "teacher_model"])).text
+    assert "No processing steps are recorded for this data." in bare
+    assert "Not recorded as run on this data: dedup, filters, decontamination." in bare
+    assert "Prompts used: not recorded" in bare and SYSTEM_MESSAGE not in bare
+    assert "Teacher model(s) for responses: not recorded" in bare
 
 
 def test_build_release_folder(tmp_path):
     ds, reports = reports_for(make_ds(), tmp_path)
-    out = build_release(ds, tmp_path / "release", reports=reports, embed="tfidf", max_shard_rows=40)
+    upstream = Manifest(stage="decontaminate", reports=reports, teacher_models=["gpt-3.5-turbo"])
+    out = build_release(ds, tmp_path / "release", manifest=upstream, embed="tfidf", max_shard_rows=40)
     names = sorted(p.relative_to(out).as_posix() for p in (tmp_path / "release").rglob("*") if p.is_file())
     assert names == [
         "README.md",
         "data/train-00000-of-00002.parquet",
         "data/train-00001-of-00002.parquet",
+        "lamini_lm.json",
         "plots/counts_per_source.png",
         "plots/diversity_map.png",
         "plots/lengths.png",
         "plots/verb_noun.png",
     ]
-    back = datasets.load_dataset("parquet", data_files=str(tmp_path / "release/data/*.parquet"), split="train")
+    back = datasets.load_dataset(str(out), split="train")  # the layout datasets loads natively
     assert back["instruction"][:] == ds["instruction"][:]
-    assert "](plots/lengths.png)" in DatasetCard.load(tmp_path / "release/README.md").text
+    assert back.column_names == ["instruction", "response", "instruction_source", "teacher_model"]
+    card = DatasetCard.load(tmp_path / "release/README.md")
+    assert "](plots/lengths.png)" in card.text and "Tokens: 1,740 prompt" in card.text
+    manifest = read_manifest(out)
+    assert [r["step"] for r in manifest.reports] == ["dedup", "filters", "decontamination", "release"]
+    assert manifest.rows == 58 and manifest.teacher_models == ["gpt-3.5-turbo"]
+    assert manifest.tokens == {"prompt": 1740, "completion": 696} and manifest.cost_usd == pytest.approx(0.029)
+    assert manifest.report("release").details["dropped_columns"] == [
+        "request_key", "prompt_tokens", "completion_tokens", "cost_usd", "response_prompt_version",
+    ]  # fmt: skip
+    kept = build_release(ds, tmp_path / "full", embed="none", keep_internal_columns=True)
+    assert "request_key" in datasets.load_dataset(str(kept), split="train").column_names
 
 
-def test_cli_stages_end_to_end(tmp_path, capsys):
-    make_ds().to_json(tmp_path / "in.jsonl")
-    (tmp_path / "bench.jsonl").write_text(json.dumps({"question": BENCH_Q}) + "\n")
-    run = lambda *argv: cli.main([str(a) for a in argv])  # noqa: E731
-    assert run("dedup", "--input", tmp_path / "in.jsonl", "--output", tmp_path / "d", "--num_proc", 1) == 0
-    assert run("filter", "--input", tmp_path / "d", "--output", tmp_path / "f", "--no_refusal") == 0
-    assert run("decontaminate", "--input", tmp_path / "f", "--output", tmp_path / "c",
-               "--eval_files", f"sciq={tmp_path / 'bench.jsonl'}", "--action", "tag") == 0  # fmt: skip
-    assert run("stats", "--input", tmp_path / "c", "--output", tmp_path / "s", "--embed", "tfidf") == 0
-    assert json.loads((tmp_path / "d.report.json").read_text())["exact"]["removed"] == 1
-    assert json.loads((tmp_path / "f.report.json").read_text())["config"]["refusal"] is False
-    decon = json.loads((tmp_path / "c.report.json").read_text())
-    assert decon["tasks"]["sciq"]["flagged"] == 1
-    tagged = datasets.load_from_disk(str(tmp_path / "c"))
-    assert sum(bool(t) for t in tagged["contaminated"][:]) == 1 and len(tagged) == 59
-    assert (tmp_path / "s/stats.json").exists() and (tmp_path / "s/diversity_map.png").exists()
-    reports = ",".join(str(tmp_path / f"{s}.report.json") for s in "dfc")
-    assert run("push-dataset", "--input", tmp_path / "c", "--release_dir", tmp_path / "r",
-               "--reports", reports, "--embed", "none") == 0  # fmt: skip
-    card = DatasetCard.load(tmp_path / "r/README.md")
-    assert "| sciq | 1 |" in card.text and "tagged in a `contaminated` column" in card.text
-    assert run("dedup", "--input", tmp_path / "missing.jsonl", "--output", tmp_path / "x") == 1
-    assert "missing.jsonl: no dataset there" in capsys.readouterr().err
-
-
-@pytest.mark.integration
-def test_push_dataset_to_fake_hub(fake_hub, tmp_path):
-    from huggingface_hub import HfApi
-
-    ds, reports = reports_for(make_ds(), tmp_path)
-    ds.save_to_disk(str(tmp_path / "clean"))
-    for name, report in reports.items():
-        (tmp_path / f"{name}.json").write_text(json.dumps({**report, "stage": name}))
-    argv = ["push-dataset", "--input", str(tmp_path / "clean"), "--release_dir", str(tmp_path / "release"),
-            "--repo_id", "fake-user/lamini-clean", "--embed", "tfidf",
-            "--reports", ",".join(str(tmp_path / f"{n}.json") for n in reports)]  # fmt: skip
-    assert cli.main(argv) == 0
-    files = set(fake_hub.hub.files("fake-user/lamini-clean", repo_type="dataset"))
-    assert {"README.md", "data/train-00000-of-00001.parquet", "plots/lengths.png"} <= files
-    assert HfApi().repo_info("fake-user/lamini-clean", repo_type="dataset").id == "fake-user/lamini-clean"
-    card = DatasetCard.load("fake-user/lamini-clean", repo_type="dataset")
-    assert card.data.license == "cc-by-nc-4.0" and "| arc_challenge | 1 |" in card.text
-    assert fake_hub.token not in card.content
-    back = datasets.load_dataset("fake-user/lamini-clean", split="train")
-    assert back["instruction"][:] == ds["instruction"][:]
+def test_release_leaves_out_failed_rows_and_keeps_user_files(tmp_path):
+    ds = make_ds(9).add_column("error", [None, "timeout"] + [None] * 7)
+    out = build_release(ds, tmp_path / "release", embed="none")
+    assert len(datasets.load_dataset(str(out), split="train")) == 8
+    assert read_manifest(out).report("release").removed == {"failed_request": 1}
+    build_release(ds, out, embed="none")  # its own artifact: replaced
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(OutputExistsError, match="notes.txt"):
+        build_release(ds, mine, embed="none")
+    assert (mine / "notes.txt").read_text() == "keep me" and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]

@@ -7,6 +7,7 @@ import json
 import datasets
 import pytest
 
+from lamini_lm.errors import DataError, UsageError
 from lamini_lm.quality import EVAL_SETS, NgramIndex, decontaminate, load_eval_set
 
 SCIQ_Q = "What type of organism is commonly used in preparation of foods such as cheese and yogurt"
@@ -40,11 +41,14 @@ def train_ds():
 def test_planted_question_flagged_and_removed(eval_files):
     kept, report = decontaminate(train_ds(), eval_files)
     assert kept["instruction"][:] == ["Name three primary colours.", "What type of organism is used for bread?"]
-    assert report["ngram"] == 13 and report["flagged"] == 2 and report["rows_out"] == 2
-    assert report["tasks"]["sciq"]["flagged"] == 1
-    assert report["tasks"]["sciq"]["by_column"] == {"instruction": 1, "response": 0}
-    assert report["tasks"]["hellaswag"]["by_column"] == {"instruction": 0, "response": 1}
-    assert report["tasks"]["sciq"]["examples"][0]["row"] == 1
+    assert report.step == "decontamination" and report.rows_in == 4 and report.rows_out == 2
+    assert report.removed == {"contaminated": 2} and report.removed_by_source == {"alpaca": 2}
+    assert report.details["ngram"] == 13 and report.details["flagged"] == 2
+    tasks = report.details["tasks"]
+    assert tasks["sciq"]["flagged"] == 1
+    assert tasks["sciq"]["by_column"] == {"instruction": 1, "response": 0}
+    assert tasks["hellaswag"]["by_column"] == {"instruction": 0, "response": 1}
+    assert tasks["sciq"]["rows"] == [1] and report.examples["sciq"] == [train_ds()["instruction"][1]]
 
 
 def test_tag_action_and_ngram_setting(eval_files):
@@ -53,7 +57,16 @@ def test_tag_action_and_ngram_setting(eval_files):
     assert tagged["contaminated"][:] == [[], ["sciq"], [], []]
     # with 5-grams, "what type of organism is" is shared too
     _, short = decontaminate(train_ds(), eval_files, ngram=5, columns=["instruction"])
-    assert short["tasks"]["sciq"]["flagged"] == 2
+    assert short.details["tasks"]["sciq"]["flagged"] == 2
+    assert report.removed == {} and report.rows_out == 4  # tagging removes nothing
+
+
+def test_a_checked_column_that_is_missing_is_an_error(eval_files):
+    no_instruction = train_ds().remove_columns("instruction")
+    with pytest.raises(DataError, match="no 'instruction' column"):
+        decontaminate(no_instruction, eval_files)
+    with pytest.raises(UsageError, match="--action"):
+        decontaminate(train_ds(), eval_files, action="drop")
 
 
 def test_index_reuse_and_eval_loading(eval_files, tmp_path):
@@ -64,7 +77,7 @@ def test_index_reuse_and_eval_loading(eval_files, tmp_path):
     assert len(kept) == 3
     with pytest.raises(ValueError, match="remove"):
         decontaminate(train_ds(), index, action="drop")
-    with pytest.raises(KeyError, match="columns"):
+    with pytest.raises(DataError, match="no 'instruction' column"):
         decontaminate(datasets.Dataset.from_dict({"text": ["x"]}), index)
     with pytest.raises(FileNotFoundError, match="no dataset"):
         load_eval_set("sciq", tmp_path / "missing.jsonl")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from rouge_score import rouge_scorer, tokenize
 
+from lamini_lm.errors import DataError, UsageError
 from lamini_lm.quality import DedupConfig, brute_force_rouge_keep, dedup, dedup_texts
 from lamini_lm.quality.text import normalize, normalize_many, rouge_l, rouge_tokens, tokenize_texts
 
@@ -80,12 +81,16 @@ def test_planted_duplicates_found_and_near_misses_kept():
         elif kind == "near_miss":
             assert text in kept_set, text
     n_case = kinds.count("case_ws")
-    assert report["exact"]["removed"] == n_case
-    assert report["rouge"]["removed"] == kinds.count("edit")
-    assert report["rows_out"] == len(kept) == len(texts) - n_case - kinds.count("edit")
-    assert report["exact"]["removed_by_source"] == {"alpaca": n_case}
-    ex = report["rouge"]["examples"][0]
+    assert report.step == "dedup" and report.rows_in == len(texts)
+    assert report.removed == {"exact": n_case, "rouge": kinds.count("edit")}
+    assert report.rows_out == len(kept) == len(texts) - n_case - kinds.count("edit")
+    assert report.removed_by_source == {"alpaca": n_case + kinds.count("edit")}
+    assert report.details["removed_by_reason_and_source"]["exact"] == {"alpaca": n_case}
+    ex = report.details["duplicates"]["rouge"][0]
     assert ex["rouge_l"] > 0.7 and ex["duplicate_of_row"] < ex["row"]
+    assert report.examples["rouge"][0] == ex["text"] == texts[ex["row"]]
+    edits = kinds.count("edit")
+    assert report.summary() == f"dedup: {len(texts)} rows in, {len(kept)} out (exact {n_case}, rouge {edits})"
     # the earlier row of each group is the one kept, in the original order
     assert kept["instruction"][:] == [t for t in texts if t in kept_set]
 
@@ -126,8 +131,20 @@ def test_empty_rows_and_missing_column():
     res = dedup_texts(["", "", "?", "日本語の文", "日本語の文です", "Name a colour."])
     # "?" normalises to the empty text; texts without a ROUGE token (no a-z0-9) are never near duplicates
     assert res.reason.tolist() == ["", "exact", "exact", "", "", ""]
-    with pytest.raises(KeyError, match="instruction"):
+    with pytest.raises(DataError, match="no 'instruction' column"):
         dedup(datasets.Dataset.from_dict({"text": ["a"]}))
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [({"threshold": 7}, "--threshold: must be in (0, 1]"), ({"threshold": 0}, "--threshold: must be in (0, 1]"),
+     ({"ngram": 0}, "--ngram: must be >= 1"), ({"bands": 0}, "--bands"), ({"rows": 0}, "--rows"),
+     ({"punctuation": "all"}, "--punctuation: must be one of")],
+)  # fmt: skip
+def test_settings_that_make_no_sense_are_refused(setting, message):
+    with pytest.raises(UsageError) as e:
+        DedupConfig(**setting)
+    assert str(e.value).startswith(message)
 
 
 def test_short_rows_with_one_edit():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datasets
 import pytest
 
+from lamini_lm.errors import DataError
 from lamini_lm.quality import FilterConfig, filter_rows
 from lamini_lm.quality.filters import reject_reason
 
@@ -42,10 +43,13 @@ def test_filter_rows_report_and_switches():
         }
     )
     kept, report = filter_rows(ds)
-    assert len(kept) == report["rows_out"] == sum(c[2] is None for c in CASES)
-    assert report["removed"]["blacklist"] == 4 and report["removed"]["refusal"] == 2
-    assert report["removed_by_source"]["length"] == {"alpaca": 2}
-    assert report["examples"]["echo"][0]["response"] == "repeat after me: Hello  world"
+    assert report.step == "filters" and report.rows_in == len(CASES)
+    assert len(kept) == report.rows_out == sum(c[2] is None for c in CASES)
+    assert report.removed["blacklist"] == 4 and report.removed["refusal"] == 2
+    assert report.details["removed_by_reason_and_source"]["length"] == {"alpaca": 2}
+    assert report.removed_by_source == {"alpaca": len(CASES) - len(kept)}
+    assert report.details["rows"]["echo"][0]["response"] == "repeat after me: Hello  world"
+    assert report.examples["echo"][0] == report.details["rows"]["echo"][0]["instruction"]
     kept_all, report_off = filter_rows(
         ds,
         length=False,
@@ -56,15 +60,15 @@ def test_filter_rows_report_and_switches():
         refusal=False,
         echo=False,
     )
-    assert len(kept_all) == len(ds) and report_off["removed"] == {}
-    _, custom = filter_rows(ds, blacklist_words="hamlet")
-    assert custom["removed"]["blacklist"] == 2  # only the two Hamlet rows; "plot" is no longer listed
+    assert len(kept_all) == len(ds) and report_off.removed == {}
+    _, custom = filter_rows(ds, blacklist_words=["hamlet"])
+    assert custom.removed["blacklist"] == 2  # only the two Hamlet rows; "plot" is no longer listed
 
 
 def test_without_response_column_only_instruction_filters_run():
     ds = datasets.Dataset.from_dict({"instruction": ["Plot a graph of sales.", "Name three primary colours."]})
     kept, report = filter_rows(ds)
     assert kept["instruction"][:] == ["Name three primary colours."]
-    assert report["removed"] == {"blacklist": 1}
-    with pytest.raises(KeyError, match="instruction"):
+    assert report.removed == {"blacklist": 1}
+    with pytest.raises(DataError, match="no 'instruction' column"):
         filter_rows(datasets.Dataset.from_dict({"text": ["x"]}))

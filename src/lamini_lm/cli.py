@@ -44,7 +44,18 @@ STAGES: dict[str, tuple[str, str]] = {
 }
 
 # Loggers that print one line per HTTP request or per task: quiet unless -v.
-_NOISY_LOGGERS = ("httpx", "httpcore", "openai", "urllib3", "filelock", "lm-eval", "lm_eval", "datasets", "fsspec")
+_NOISY_LOGGERS = (
+    "httpx",
+    "httpx2",
+    "httpcore",
+    "openai",
+    "urllib3",
+    "filelock",
+    "lm-eval",
+    "lm_eval",
+    "datasets",
+    "fsspec",
+)
 
 
 def configure_logging(verbose: int = 0) -> None:

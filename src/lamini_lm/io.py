@@ -36,6 +36,7 @@ __all__ = [
     "iter_records",
     "load_table",
     "open_source",
+    "release_shards",
     "replace_dir",
     "save_dataset",
     "write_json",
@@ -79,6 +80,12 @@ def load_table(
     return ds
 
 
+def release_shards(folder: str | os.PathLike) -> list[Path]:
+    """The parquet shards of a release folder (``data/*.parquet``, the layout the Hub serves), sorted; empty when
+    ``folder`` is not one."""
+    return sorted((Path(folder) / "data").glob("*.parquet"))
+
+
 def _load_folder(path: Path) -> datasets.Dataset:
     """A ``save_to_disk`` folder (a DatasetDict gives ``train`` or its only split) or a release folder (parquet
     shards under ``data/``, as the Hub serves them)."""
@@ -91,8 +98,7 @@ def _load_folder(path: Path) -> datasets.Dataset:
                 raise DataError(f"{path}: a DatasetDict with splits {list(loaded)} and no 'train'; pass one split")
             loaded = loaded["train"] if "train" in loaded else next(iter(loaded.values()))
         return loaded
-    shards = sorted((path / "data").glob("train-*.parquet")) or sorted((path / "data").glob("*.parquet"))
-    shards = shards or sorted(path.glob("*.parquet"))
+    shards = release_shards(path)
     if shards:
         return datasets.Dataset.from_parquet([str(p) for p in shards])
     raise DataError(

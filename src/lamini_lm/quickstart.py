@@ -131,7 +131,8 @@ def _dataset(config: QuickstartConfig, out: Path) -> tuple[Any, dict]:
     import datasets
 
     from lamini_lm.generation import generate_instructions, generate_responses
-    from lamini_lm.quality import build_release, dedup, filter_rows
+    from lamini_lm.publishing.dataset import build_release
+    from lamini_lm.quality import dedup, filter_rows
 
     store = out / "teacher.sqlite"
     with _teacher(config, out) as teacher:
@@ -147,14 +148,15 @@ def _dataset(config: QuickstartConfig, out: Path) -> tuple[Any, dict]:
     raw = raw.filter(lambda r: r["error"] is None and bool(r["response"]))
     clean, dedup_report = dedup(raw)
     kept, filter_report = filter_rows(clean)
-    reports = {"dedup": dedup_report, "filters": filter_report}
+    reports = [dedup_report, filter_report]
     if len(kept) < 4:  # the random offline teacher can fail every filter; train on the deduplicated rows then
         logger.warning(
             "only %d rows pass the filters; the quickstart keeps the %d deduplicated rows", len(kept), len(clean)
         )
         kept = clean
+        reports = [dedup_report]  # the filters' result is not what is released: the card must not claim it
     build_release(kept, out / "dataset", pretty_name="lamini-lm quickstart", reports=reports, embed="tfidf")
-    return kept, {"generated_instructions": len(generated), **reports}
+    return kept, {"generated_instructions": len(generated), **{r.step: r.to_dict() for r in reports}}
 
 
 def _train(config: QuickstartConfig, out: Path, dataset) -> Path:

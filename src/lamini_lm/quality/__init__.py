@@ -1,7 +1,9 @@
-"""Quality: dedup, filters, decontamination against the eval sets, statistics and plots, the dataset card.
+"""Quality: dedup, filters, decontamination against the eval sets, statistics and plots.
 
-Each step takes a ``datasets.Dataset`` and returns ``(dataset, report)``; reports are JSON-ready dicts. The CLI
-stages (``lamini-lm dedup | filter | decontaminate | stats | dataset-card | push-dataset``) call the same functions.
+Each step takes a ``datasets.Dataset`` and returns ``(dataset, StepReport)``; the stages
+(``lamini-lm dedup | filter | decontaminate | stats``, :mod:`lamini_lm.quality.stages`) run the same functions on
+files and write artifact folders whose manifest holds every step's report. The release folder, the dataset card and
+the push live in :mod:`lamini_lm.publishing.dataset`.
 
 Example:
     >>> import datasets
@@ -10,29 +12,33 @@ Example:
     ...                                  "response": ["Red, blue, green.", "Red, blue, green."]})
     >>> ds, report = dedup(ds)
     >>> ds, report = filter_rows(ds)
-    >>> len(ds)
-    1
+    >>> len(ds), report.step
+    (1, 'filters')
 """
 
-from lamini_lm.quality.card import build_release, dataset_card, push_dataset
-from lamini_lm.quality.decontaminate import EVAL_SETS, NgramIndex, decontaminate, load_eval_set
+from lamini_lm.quality.decontaminate import EVAL_SETS, DecontaminateConfig, NgramIndex, decontaminate, load_eval_set
 from lamini_lm.quality.dedup import DedupConfig, brute_force_rouge_keep, dedup, dedup_texts
 from lamini_lm.quality.filters import FilterConfig, filter_rows
+from lamini_lm.quality.stages import StageIO, StatsConfig, run_decontaminate, run_dedup, run_filter, run_stats
 from lamini_lm.quality.stats import compute_stats
 
 __all__ = [
     "EVAL_SETS",
+    "DecontaminateConfig",
     "DedupConfig",
     "FilterConfig",
     "NgramIndex",
+    "StageIO",
+    "StatsConfig",
     "brute_force_rouge_keep",
-    "build_release",
     "compute_stats",
-    "dataset_card",
     "decontaminate",
     "dedup",
     "dedup_texts",
     "filter_rows",
     "load_eval_set",
-    "push_dataset",
+    "run_decontaminate",
+    "run_dedup",
+    "run_filter",
+    "run_stats",
 ]

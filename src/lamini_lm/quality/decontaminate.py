@@ -1,11 +1,12 @@
 """Decontamination: flag training rows sharing a word n-gram (13 by default) with the 15 evaluation tasks.
 
-The evaluation sets are the splits lm-evaluation-harness scores (SPEC 7), loaded through ``datasets`` from their
-Hub ids (:data:`EVAL_SETS`), or from local files/datasets you pass (``eval_sets={"sciq": "sciq_test.jsonl"}``).
-Every string in an evaluation row (questions, passages, choices, endings) is tokenised like ROUGE (lower-case
-alphanumeric words) and its n-grams are hashed; a training row is flagged for a task when one of its columns
-(``instruction`` and ``response`` by default) contains one of them. Flagged rows are removed or tagged (a
-``contaminated`` column listing the tasks), and the report counts flags per task and column.
+The evaluation sets are the splits lm-evaluation-harness scores for the paper's 15 tasks, loaded through
+``datasets`` from their Hub ids (:data:`EVAL_SETS`), or from local files/datasets you pass
+(``eval_sets={"sciq": "sciq_test.jsonl"}``). Every string in an evaluation row (questions, passages, choices,
+endings) is tokenised like ROUGE (lower-case alphanumeric words) and its n-grams are hashed; a training row is
+flagged for a task when one of its columns (``instruction`` and ``response`` by default) contains one of them.
+Flagged rows are removed or tagged (a ``contaminated`` column listing the tasks), and the :class:`StepReport`
+counts flags per task and column (``details["tasks"]``).
 
 Example:
     >>> import datasets
@@ -13,9 +14,9 @@ Example:
     >>> bench = datasets.Dataset.from_dict({"question": ["What gas do plants absorb from the air to make food"]})
     >>> train = datasets.Dataset.from_dict({"instruction": [
     ...     "Answer: what gas do plants absorb from the air to make food?", "Add 2 and 3."]})
-    >>> kept, report = decontaminate(train, eval_sets={"sciq": bench}, ngram=8)
-    >>> kept["instruction"][:], report["tasks"]["sciq"]["flagged"]
-    (['Add 2 and 3.'], 1)
+    >>> kept, report = decontaminate(train, eval_sets={"sciq": bench}, ngram=8, columns=["instruction"])
+    >>> kept["instruction"][:], report.details["tasks"]["sciq"]["flagged"], report.removed
+    (['Add 2 and 3.'], 1, {'contaminated': 1})
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lamini_lm.artifacts import StepReport
+from lamini_lm.config import check_choice, check_range
+from lamini_lm.errors import DataError, UsageError
 from lamini_lm.io import load_table
 from lamini_lm.quality.io import column
 from lamini_lm.quality.text import TokenizedTexts, ngram_hashes, tokenize_texts
@@ -36,7 +41,7 @@ from lamini_lm.quality.text import TokenizedTexts, ngram_hashes, tokenize_texts
 if TYPE_CHECKING:
     import datasets
 
-__all__ = ["EVAL_SETS", "EvalSet", "NgramIndex", "decontaminate", "load_eval_set"]
+__all__ = ["EVAL_SETS", "DecontaminateConfig", "EvalSet", "NgramIndex", "decontaminate", "load_eval_set"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +55,7 @@ class EvalSet:
     splits: tuple[str, ...]
 
 
-# SPEC 7's 15 tasks, as lm-eval 0.4 names and loads them; splits are the evaluated one plus validation if distinct.
+# The paper's 15 evaluation tasks, as lm-eval 0.4 names and loads them; splits: the evaluated one (+ validation).
 EVAL_SETS: dict[str, EvalSet] = {
     "openbookqa": EvalSet("allenai/openbookqa", "main", ("test", "validation")),
     "sciq": EvalSet("allenai/sciq", None, ("test", "validation")),
@@ -68,6 +73,54 @@ EVAL_SETS: dict[str, EvalSet] = {
     "wic": EvalSet("aps/super_glue", "wic", ("validation",)),
     "hellaswag": EvalSet("Rowan/hellaswag", None, ("validation",)),
 }
+
+
+@dataclass
+class DecontaminateConfig:
+    """Settings of ``lamini-lm decontaminate`` (and :func:`lamini_lm.quality.stages.run_decontaminate`)."""
+
+    tasks: list[str] = field(
+        default_factory=list,
+        metadata={"help": "evaluation tasks to check against (default: those of --eval_files, else all 15)"},
+    )
+    eval_files: list[str] = field(
+        default_factory=list,
+        metadata={"help": "TASK=PATH pairs: read these tasks' evaluation rows from local files instead of the Hub"},
+    )
+    ngram: int = field(default=13, metadata={"help": "n-gram length, in words"})
+    columns: list[str] = field(
+        default_factory=lambda: ["instruction", "response"], metadata={"help": "text columns checked"}
+    )
+    action: str = field(
+        default="remove", metadata={"help": "remove flagged rows, or tag them in a `contaminated` column"}
+    )
+    examples: int = field(default=5, metadata={"help": "flagged rows quoted per task in the report"})
+
+    def __post_init__(self):
+        check_range("ngram", self.ngram, 1)
+        check_range("examples", self.examples, 0)
+        check_choice("action", self.action, ("remove", "tag"))
+        if not self.columns:
+            raise UsageError("--columns: give at least one text column to check")
+        self._files: dict[str, str] = {}
+        for pair in self.eval_files:
+            task, sep, path = str(pair).partition("=")
+            if not sep or not task.strip() or not path.strip():
+                raise UsageError(f"--eval_files: expected TASK=PATH, got {pair!r}")
+            if not os.path.exists(path.strip()):
+                raise FileNotFoundError(f"--eval_files {pair}: no such file or folder")
+            self._files[task.strip()] = path.strip()
+        unknown = [t for t in self.tasks if t not in EVAL_SETS and t not in self._files]
+        if unknown:
+            raise UsageError(
+                f"--tasks: unknown task {unknown[0]!r} (known: {', '.join(EVAL_SETS)}); "
+                "give its evaluation rows with --eval_files TASK=PATH"
+            )
+
+    def sources(self) -> dict[str, str | None]:
+        """task -> local file, or None to load it from the Hub."""
+        tasks = self.tasks or list(self._files) or list(EVAL_SETS)
+        return {t: self._files.get(t) for t in tasks}
 
 
 def _strings(value: Any) -> Iterable[str]:
@@ -162,18 +215,31 @@ def decontaminate(
     columns: Sequence[str] = ("instruction", "response"),
     action: str = "remove",
     examples: int = 5,
-) -> tuple[datasets.Dataset, dict[str, Any]]:
+) -> tuple[datasets.Dataset, StepReport]:
     """Flag rows of ``ds`` that share an ``ngram``-gram with an evaluation set; remove them or tag them.
 
     Args:
         eval_sets: task -> source (see :func:`load_eval_set`), or a prebuilt :class:`NgramIndex`; None loads
             ``tasks`` (default: all 15 of :data:`EVAL_SETS`) from the Hub.
-        columns: text columns checked (those missing from ``ds`` are skipped).
+        columns: text columns checked; each must be in ``ds`` (a missing one is an error naming it, so nothing is
+            left unchecked silently).
         action: ``"remove"`` drops flagged rows; ``"tag"`` keeps them and adds a ``contaminated`` column (list of
             task names, empty for clean rows).
+
+    Returns the rows and a :class:`StepReport` whose ``details`` hold ``ngram``, ``columns``, ``action``,
+    ``flagged`` and ``tasks`` (per task: ``eval_ngrams``, ``flagged``, ``by_column``).
     """
     if action not in ("remove", "tag"):
-        raise ValueError(f"action must be 'remove' or 'tag', got {action!r}")
+        raise UsageError(f"--action: must be 'remove' or 'tag', got {action!r}")
+    columns = list(columns)
+    if not columns:
+        raise UsageError("--columns: give at least one text column to check")
+    missing = [c for c in columns if c not in ds.column_names]
+    if missing:
+        raise DataError(
+            f"the dataset has no {missing[0]!r} column to check (its columns: {', '.join(ds.column_names)}); "
+            f"pass --columns with the columns it has"
+        )
     t0 = time.perf_counter()
     if isinstance(eval_sets, NgramIndex):
         index = eval_sets
@@ -181,43 +247,55 @@ def decontaminate(
         sources = dict(eval_sets) if eval_sets is not None else {t: None for t in (tasks or EVAL_SETS)}
         index = NgramIndex({t: load_eval_set(t, s) for t, s in sources.items()}, ngram=ngram)
     t1 = time.perf_counter()
-    used = [c for c in columns if c in ds.column_names]
-    if not used:
-        raise KeyError(f"decontaminate: none of the columns {list(columns)} is in the dataset ({ds.column_names})")
     total = np.zeros(len(ds), dtype=np.uint64)
     per_column: dict[str, np.ndarray] = {}
-    first_col = column(ds, used[0])  # read once: scanned below and quoted in the report's examples
-    for col in used:
-        values = first_col if col == used[0] else column(ds, col)
+    first_col = column(ds, columns[0])  # read once: scanned below and quoted in the report's examples
+    for col in columns:
+        values = first_col if col == columns[0] else column(ds, col)
         per_column[col] = index.row_masks([t or "" for t in values])
         total |= per_column[col]
     del values
     flagged = np.flatnonzero(total)
-    report: dict[str, Any] = {
-        "ngram": index.ngram,
-        "columns": used,
-        "action": action,
-        "rows_in": len(ds),
-        "flagged": len(flagged),
-        "tasks": {},
-        "seconds": {"index": round(t1 - t0, 3), "scan": round(time.perf_counter() - t1, 3)},
-    }
+    task_counts: dict[str, Any] = {}
+    quoted: dict[str, list[str]] = {}
     for bit, task in enumerate(index.tasks):
         b = np.uint64(1 << bit)
         rows = np.flatnonzero(total & b)
-        report["tasks"][task] = {
+        task_counts[task] = {
             "eval_ngrams": index.sizes[task],
             "flagged": len(rows),
             "by_column": {c: int(np.count_nonzero(m & b)) for c, m in per_column.items()},
-            "examples": [{"row": int(r), used[0]: first_col[r]} for r in rows[:examples].tolist()],
+            "rows": rows[:examples].tolist(),
         }
         if len(rows):
+            quoted[task] = [first_col[r] for r in rows[:examples].tolist()]
             logger.info("decontaminate %s: %d rows share a %d-gram", task, len(rows), index.ngram)
+    by_source: dict[str, int] = {}
     if action == "tag":
         names = [[t for bit, t in enumerate(index.tasks) if int(m) >> bit & 1] for m in total.tolist()]
         out = ds.add_column("contaminated", names)
     else:
         keep = np.flatnonzero(total == 0)
         out = ds if len(keep) == len(ds) else ds.select(keep)
-    report["rows_out"] = len(out)
+        if "instruction_source" in ds.column_names and len(flagged):
+            src = column(ds, "instruction_source")
+            by_source = dict(Counter(src[i] for i in flagged.tolist()))
+    report = StepReport(
+        step="decontamination",
+        rows_in=len(ds),
+        rows_out=len(out),
+        removed={"contaminated": len(flagged)} if action == "remove" else {},
+        removed_by_source=by_source,
+        examples=quoted,
+        seconds=round(time.perf_counter() - t0, 3),
+        config={"tasks": list(index.tasks), "ngram": index.ngram, "columns": columns, "action": action},
+        details={
+            "ngram": index.ngram,
+            "columns": columns,
+            "action": action,
+            "flagged": len(flagged),
+            "tasks": task_counts,
+            "seconds_by_phase": {"index": round(t1 - t0, 3), "scan": round(time.perf_counter() - t1, 3)},
+        },
+    )
     return out, report

@@ -16,8 +16,11 @@ Example:
     ...     "Write a poem about the sea and the wind at dawn.",
     ...     "Add 2 and 3."]})
     >>> kept, report = dedup(ds)
-    >>> kept["instruction"][:], report["exact"]["removed"], report["rouge"]["removed"]
-    (['Write a poem about the sea and the wind at night.', 'Add 2 and 3.'], 1, 1)
+    >>> kept["instruction"][:], report.removed
+    (['Write a poem about the sea and the wind at night.', 'Add 2 and 3.'], {'exact': 1, 'rouge': 1})
+    >>> report.summary()
+    'dedup: 4 rows in, 2 out (exact 1, rouge 1)'
+
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lamini_lm.artifacts import StepReport
+from lamini_lm.config import check_choice, check_range
 from lamini_lm.quality.io import column
 from lamini_lm.quality.minhash import candidate_pairs
 from lamini_lm.quality.text import TokenizedTexts, normalize_many, rouge_l, tokenize_texts
@@ -65,6 +70,13 @@ class DedupConfig:
     seed: int = field(default=42, metadata={"help": "seed of the MinHash permutations"})
     num_proc: int = field(default=2, metadata={"help": "processes for MinHash"})
     examples: int = field(default=20, metadata={"help": "removed rows quoted per pass in the report"})
+
+    def __post_init__(self):
+        check_choice("punctuation", self.punctuation, ("edges", "strip", "keep"))
+        check_range("threshold", self.threshold, 0, 1, low_open=True)
+        for name in ("ngram", "bands", "rows", "max_bucket", "num_proc"):
+            check_range(name, getattr(self, name), 1)
+        check_range("examples", self.examples, 0)
 
 
 @dataclass
@@ -171,24 +183,35 @@ def dedup_texts(texts: Sequence[str], config: DedupConfig | None = None, **overr
 
 def dedup(
     ds: datasets.Dataset, config: DedupConfig | None = None, **overrides: Any
-) -> tuple[datasets.Dataset, dict[str, Any]]:
-    """Deduplicate ``ds`` on one text column; returns the kept rows (in order) and a JSON-ready report.
+) -> tuple[datasets.Dataset, StepReport]:
+    """Deduplicate ``ds`` on one text column; returns the kept rows (in order) and a :class:`StepReport`.
 
-    The report has one entry per pass (``exact``, ``rouge``) with the count removed, removals per
-    ``instruction_source`` when that column exists, and the first ``examples`` removed rows quoted next to the row
-    that made them duplicates (and the ROUGE-L score).
+    ``removed`` counts rows per pass (``exact``, ``rouge``), ``removed_by_source`` per ``instruction_source`` when
+    that column exists (``details["removed_by_reason_and_source"]`` splits it by pass), ``examples`` quotes the first
+    ``examples`` removed rows of each pass, and ``details["duplicates"]`` pairs each of them with the kept row that
+    made it a duplicate (and the ROUGE-L score).
     """
     cfg = DedupConfig(**{**asdict(config or DedupConfig()), **overrides})
+    start = time.perf_counter()
     texts = column(ds, cfg.column)
     res = dedup_texts(texts, cfg)
     sources = column(ds, "instruction_source") if "instruction_source" in ds.column_names else None
-    report: dict[str, Any] = {"config": asdict(cfg), **res.stats}
+    removed: dict[str, int] = {}
+    by_source: Counter = Counter()
+    by_reason_source: dict[str, dict[str, int]] = {}
+    examples: dict[str, list[str]] = {}
+    duplicates: dict[str, list[dict[str, Any]]] = {}
     for name in ("exact", "rouge"):
         rows = np.flatnonzero(res.reason == name)
-        report[name] = {
-            "removed": len(rows),
-            "removed_by_source": dict(Counter(sources[i] for i in rows.tolist())) if sources else {},
-            "examples": [
+        removed[name] = len(rows)
+        if sources is not None and len(rows):
+            counts = Counter(sources[i] for i in rows.tolist())
+            by_reason_source[name] = dict(counts)
+            by_source.update(counts)
+        shown = rows[: cfg.examples].tolist()
+        if shown:
+            examples[name] = [texts[j] for j in shown]
+            duplicates[name] = [
                 {
                     "row": int(j),
                     "text": texts[j],
@@ -196,11 +219,24 @@ def dedup(
                     "duplicate_of_text": texts[res.dup_of[j]],
                     "rouge_l": round(float(res.score[j]), 4),
                 }
-                for j in rows[: cfg.examples].tolist()
-            ],
-        }
+                for j in shown
+            ]
     keep = np.flatnonzero(res.keep)
-    report["rows_out"] = len(keep)
+    details = {k: v for k, v in res.stats.items() if k not in ("rows_in", "seconds")}
+    details.update(
+        seconds_by_pass=res.stats["seconds"], removed_by_reason_and_source=by_reason_source, duplicates=duplicates
+    )
+    report = StepReport(
+        step="dedup",
+        rows_in=len(ds),
+        rows_out=len(keep),
+        removed=removed,
+        removed_by_source=dict(by_source),
+        examples=examples,
+        seconds=round(time.perf_counter() - start, 3),
+        config=asdict(cfg),
+        details=details,
+    )
     return (ds if len(keep) == len(ds) else ds.select(keep)), report
 
 

@@ -1,7 +1,7 @@
 """Row filters, each optional and logged: Alpaca/Self-Instruct heuristics and response checks.
 
-Every filter has a name; a row is removed by the first filter that rejects it, and the report counts removals per
-filter (and per ``instruction_source``) with a few quoted examples.
+Every filter has a name; a row is removed by the first filter that rejects it, and the :class:`StepReport` counts
+removals per filter (and per ``instruction_source``) with a few quoted examples.
 
 * ``length``: instruction word count outside ``[min_words, max_words]`` (Self-Instruct: 3 to 150 words).
 * ``blacklist``: the instruction names something a text model cannot act on (Self-Instruct's and Alpaca's list:
@@ -20,7 +20,7 @@ Example:
     ...     "instruction": ["Draw a picture of a cat.", "Name three primary colours.", "Say hi to me."],
     ...     "response": ["...", "Red, yellow and blue.", "say hi to me"]})
     >>> kept, report = filter_rows(ds)
-    >>> kept["instruction"][:], report["removed"]
+    >>> kept["instruction"][:], report.removed
     (['Name three primary colours.'], {'blacklist': 1, 'echo': 1})
 """
 
@@ -29,10 +29,13 @@ from __future__ import annotations
 import logging
 import re
 import string
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lamini_lm.artifacts import StepReport
+from lamini_lm.config import check_range
 from lamini_lm.quality.io import column
 from lamini_lm.quality.text import normalize
 
@@ -65,8 +68,9 @@ class FilterConfig:
     min_words: int = field(default=3, metadata={"help": "shortest instruction kept, in words (Self-Instruct: 3)"})
     max_words: int = field(default=150, metadata={"help": "longest instruction kept, in words (Self-Instruct: 150)"})
     blacklist: bool = field(default=True, metadata={"help": "drop instructions naming images, files, audio, ..."})
-    blacklist_words: str = field(
-        default=",".join(BLACKLIST), metadata={"help": "comma-separated words/phrases for the blacklist filter"}
+    blacklist_words: list[str] = field(
+        default_factory=lambda: list(BLACKLIST),
+        metadata={"help": "words/phrases of the blacklist filter (replaces the list; a phrase in quotes)"},
     )
     leading_punctuation: bool = field(default=True, metadata={"help": "drop instructions starting with punctuation"})
     non_ascii_start: bool = field(default=True, metadata={"help": "drop instructions starting with a non-ASCII char"})
@@ -75,9 +79,17 @@ class FilterConfig:
     echo: bool = field(default=True, metadata={"help": "drop rows whose response repeats the instruction"})
     examples: int = field(default=5, metadata={"help": "removed rows quoted per filter in the report"})
 
+    def __post_init__(self):
+        if isinstance(self.blacklist_words, str):  # a Python caller's "a,b" or a YAML scalar
+            self.blacklist_words = [w for w in self.blacklist_words.split(",")]
+        self.blacklist_words = [w.strip() for w in self.blacklist_words if w and w.strip()]
+        check_range("min_words", self.min_words, 0)
+        check_range("max_words", self.max_words, self.min_words)
+        check_range("examples", self.examples, 0)
+
 
 def _compile(cfg: FilterConfig) -> tuple[re.Pattern, re.Pattern]:
-    words = [w.strip() for w in cfg.blacklist_words.split(",") if w.strip()]
+    words = cfg.blacklist_words
     black = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\b", re.IGNORECASE) if words else None
     refusal = re.compile("|".join(REFUSAL_PATTERNS), re.IGNORECASE)
     return black, refusal
@@ -112,16 +124,17 @@ def reject_reason(
 
 def filter_rows(
     ds: datasets.Dataset, config: FilterConfig | None = None, **overrides: Any
-) -> tuple[datasets.Dataset, dict[str, Any]]:
+) -> tuple[datasets.Dataset, StepReport]:
     """Apply the enabled filters to ``ds`` (needs ``instruction``; response filters use ``response`` if present).
 
-    Returns the kept rows and a report: ``removed`` (count per filter), ``removed_by_source``, ``examples``.
+    Returns the kept rows and a :class:`StepReport`: ``removed`` (count per filter), ``removed_by_source`` (per
+    ``instruction_source``; ``details["removed_by_reason_and_source"]`` splits it by filter), ``examples`` (the
+    first removed instructions of each filter; ``details["rows"]`` has them with their responses and row numbers).
     """
     cfg = FilterConfig(**{**asdict(config or FilterConfig()), **overrides})
-    if "instruction" not in ds.column_names:
-        raise KeyError(f"filter_rows: the dataset has no 'instruction' column (columns: {ds.column_names})")
-    patterns = _compile(cfg)
+    start = time.perf_counter()
     instructions = column(ds, "instruction")
+    patterns = _compile(cfg)
     has_response = "response" in ds.column_names
     responses = column(ds, "response") if has_response else [None] * len(ds)
     if not has_response:
@@ -129,8 +142,9 @@ def filter_rows(
     sources = column(ds, "instruction_source") if "instruction_source" in ds.column_names else None
     keep: list[int] = []
     removed: Counter = Counter()
-    by_source: dict[str, Counter] = {}
-    examples: dict[str, list] = {}
+    by_source: Counter = Counter()
+    by_reason_source: dict[str, Counter] = {}
+    rows: dict[str, list] = {}
     for i, (ins, resp) in enumerate(zip(instructions, responses)):
         why = reject_reason(ins, resp, cfg, patterns)
         if why is None:
@@ -138,17 +152,24 @@ def filter_rows(
             continue
         removed[why] += 1
         if sources is not None:
-            by_source.setdefault(why, Counter())[sources[i]] += 1
-        if len(examples.setdefault(why, [])) < cfg.examples:
-            examples[why].append({"row": i, "instruction": ins, "response": resp})
+            by_reason_source.setdefault(why, Counter())[sources[i]] += 1
+            by_source[sources[i]] += 1
+        if len(rows.setdefault(why, [])) < cfg.examples:
+            rows[why].append({"row": i, "instruction": ins, "response": resp})
     for why, count in removed.most_common():
         logger.info("filter %s: %d rows removed", why, count)
-    report = {
-        "config": asdict(cfg),
-        "rows_in": len(ds),
-        "rows_out": len(keep),
-        "removed": dict(removed),
-        "removed_by_source": {k: dict(v) for k, v in by_source.items()},
-        "examples": examples,
-    }
+    report = StepReport(
+        step="filters",
+        rows_in=len(ds),
+        rows_out=len(keep),
+        removed=dict(removed),
+        removed_by_source=dict(by_source),
+        examples={why: [r["instruction"] for r in quoted] for why, quoted in rows.items() if quoted},
+        seconds=round(time.perf_counter() - start, 3),
+        config=asdict(cfg),
+        details={
+            "removed_by_reason_and_source": {k: dict(v) for k, v in by_reason_source.items()},
+            "rows": {k: v for k, v in rows.items() if v},
+        },
+    )
     return (ds if len(keep) == len(ds) else ds.select(keep)), report

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lamini_lm.errors import DataError
+
 if TYPE_CHECKING:
     import datasets
 
@@ -18,7 +20,10 @@ __all__ = ["column"]
 
 
 def column(ds: datasets.Dataset, name: str) -> list:
-    """One column as a Python list (``ds[name][:]``: datasets 5 returns a lazy ``Column`` for ``ds[name]``)."""
+    """One column as a Python list (``ds[name][:]``: datasets 5 returns a lazy ``Column`` for ``ds[name]``).
+
+    A missing column is a :class:`~lamini_lm.errors.DataError` naming it and the columns there are.
+    """
     if name not in ds.column_names:
-        raise KeyError(f"column {name!r} not in dataset columns {ds.column_names}")
+        raise DataError(f"the dataset has no {name!r} column (its columns: {', '.join(ds.column_names)})")
     return ds[name][:]
