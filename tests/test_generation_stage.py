@@ -119,6 +119,8 @@ def test_manifests_record_config_inputs_lineage_and_never_the_key(tmp_path):
         "example_guided": PROMPT_HASHES["example_guided"]
     }
     assert ins.config["instructions"]["num_prompts"] == 2 and ins.config["teacher"]["model"] == "fake"
+    # settings that mention tokens are settings, not secrets
+    assert (ins.config["teacher"]["max_tokens"], ins.config["teacher"]["api_key_env"]) == (1024, "OPENAI_API_KEY")
     assert ins.teacher_models == ["fake"] and ins.rows == 21 and ins.tokens["prompt"] > 0 and ins.cost_usd == 0
     report = ins.report("parse_instructions")
     assert (report.rows_in, report.rows_out, report.removed) == (40, 20, {"request_failed": 20})
@@ -252,7 +254,7 @@ def test_a_run_where_every_row_failed_exits_1_and_keeps_its_rows(tmp_path):
         tmp_path / "out",
         *teacher(dead, "--max_retries", "0", "--timeout", "2"),
     )
-    err = one_line_error(p, 1, "3 of 3 requests failed (every one)", "error")
+    err = one_line_error(p, 1, "3 of 3 requests failed (every one)", "cannot be reached", "--base_url")
     assert "Connection" in err or "connect" in err.lower(), err
     ds = datasets.load_from_disk(str(tmp_path / "out"))  # written anyway: the rows say why
     assert len(ds) == 3 and all(e for e in ds["error"])

@@ -282,6 +282,7 @@ def generate_instructions(
     rows, total = [], ParseReport()
     removed: dict[str, int] = defaultdict(int)
     examples: dict[str, list[str]] = defaultdict(list)
+    failures: dict[str, int] = defaultdict(int)
     failed = unsent = extra = 0
     for plan, response, key in zip(plans, responses, keys):
         base = {
@@ -306,6 +307,8 @@ def generate_instructions(
             unsent += reason == "not_sent"
             failed += reason == "request_failed"
             _example(examples, failure_reason(response.error), response.error)
+            if reason == "request_failed":
+                failures[failure_reason(response.error)] += 1
             continue
         items, report = parse_examples(response.text, response.finish_reason)
         total += report
@@ -319,6 +322,7 @@ def generate_instructions(
             error = "no instruction could be parsed"
             rows.append({**base, **usage, "instruction": None, "error": error})
             _example(examples, error, (response.text or "")[:200])
+            failures[error] += 1
         for j, item in enumerate(items):
             rows.append({**base, **(usage if j == 0 else {}), "instruction": item, "error": None})
     details = {
@@ -326,6 +330,7 @@ def generate_instructions(
         "requests": len(plans),
         "asked": len(plans),
         "failed": failed,
+        "failures": dict(failures),
         "not_sent": unsent,
         "more_than_asked": extra,
         **({"to_send": planned.requests, "from_cache": planned.cached} if planned is not None else {}),

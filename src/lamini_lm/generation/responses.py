@@ -105,6 +105,7 @@ def generate_responses(
     removed: dict[str, int] = defaultdict(int)
     examples: dict[str, list[str]] = defaultdict(list)
     asked_set = set(asked)
+    failures: dict[str, int] = defaultdict(int)
     failed = unsent = 0
     for i, row in enumerate(rows):
         error = row["error"]
@@ -117,6 +118,8 @@ def generate_responses(
         if i in asked_set:
             unsent += not_sent(error)
             failed += not not_sent(error)
+            if not not_sent(error):
+                failures[reason] += 1
     report = StepReport(
         step="responses",
         rows_in=len(rows),
@@ -128,6 +131,7 @@ def generate_responses(
             "asked": len(asked),
             "requests": len(set(keys)),
             "failed": failed,
+            "failures": dict(failures),
             "not_sent": unsent,
             **({"to_send": planned.requests, "from_cache": planned.cached} if planned is not None else {}),
         },

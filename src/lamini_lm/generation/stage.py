@@ -165,23 +165,39 @@ def _teacher_config(teacher: TeacherConfig | Sequence[TeacherConfig]) -> Any:
     return [dataclasses.asdict(t) for t in teacher]
 
 
-def _check_failures(report: StepReport, output: OutputArgs, what: str) -> None:
+def _check_failures(report: StepReport, output: OutputArgs, teacher: TeacherConfig | Sequence[TeacherConfig]) -> None:
     d = report.details
     done = d["asked"] - d["not_sent"]
     failed = d["failed"]
     if not failed or (failed < done and failed / done <= output.max_failure_rate):
         return
-    reasons = [
-        e for k, v in report.examples.items() if k not in ("budget reached", "no instruction to answer") for e in v
-    ]
+    counts = sorted(d["failures"].items(), key=lambda kv: -kv[1])
+    reasons = "; ".join(f"{report.examples.get(k, [k])[0][:160]} ({n:,})" for k, n in counts[:3])
     share = "every one" if failed == done else f"more than --max_failure_rate {output.max_failure_rate:g}"
+    hint = ""
+    if counts and all(k in ("APIConnectionError", "APITimeoutError") for k, _ in counts):
+        urls = ", ".join(e.base_url for e in as_endpoints(teacher))
+        hint = f" The teacher at {urls} cannot be reached: start it, or point --base_url at a running server."
     raise GenerationFailed(
-        f"{failed:,} of {done:,} {what} failed ({share}): {'; '.join(r[:160] for r in reasons[:3])}. "
-        f"The rows are written to {output.output} with their reason in the `error` column; fix the cause and run "
-        "the same command again (answers already received are cached, not paid again)",
+        f"{failed:,} of {done:,} requests failed ({share}); first reasons: {reasons}.{hint} The rows are written "
+        f"to {output.output} with their reason in the `error` column; fix the cause and run the same command again "
+        "(answers already received are cached, not paid again)",
         output.output,
         report,
     )
+
+
+def _save_quietly(ds: datasets.Dataset, folder) -> None:
+    """``save_to_disk`` without its progress bar (the run's summary line says what was written)."""
+    import datasets
+
+    was_disabled = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        ds.save_to_disk(str(folder))
+    finally:
+        if not was_disabled:
+            datasets.enable_progress_bars()
 
 
 def _write(
@@ -202,7 +218,7 @@ def _write(
     models = sorted({m for m in ds[model_column] if m})
     write_start = time.monotonic()
     with artifact_output(output.output, stage, output.overwrite) as tmp:
-        ds.save_to_disk(str(tmp))
+        _save_quietly(ds, tmp)
         manifest = Manifest(
             stage=stage,
             config=config,
@@ -233,8 +249,7 @@ def run_generate_instructions(
 
     start = time.monotonic()
     as_endpoints(teacher)  # endpoints that disagree, or a broken --endpoints file, fail before anything else
-    if not output.dry_run:
-        check_output(output.output, INSTRUCTIONS_STAGE, output.overwrite)
+    check_output(output.output, INSTRUCTIONS_STAGE, output.overwrite)  # a dry run too: it is the time to know
     ds, report = generate_instructions(
         task.seeds,
         strategy=task.strategy,
@@ -267,7 +282,7 @@ def run_generate_instructions(
         model_column="instruction_model",
         start=start,
     )
-    _check_failures(report, output, "requests")
+    _check_failures(report, output, teacher)
     return ds, manifest
 
 
@@ -286,8 +301,7 @@ def run_generate_responses(
 
     start = time.monotonic()
     as_endpoints(teacher)
-    if not output.dry_run:
-        check_output(output.output, RESPONSES_STAGE, output.overwrite)
+    check_output(output.output, RESPONSES_STAGE, output.overwrite)
     ds, report = generate_responses(
         task.input,
         config=teacher,
@@ -312,5 +326,5 @@ def run_generate_responses(
         model_column="teacher_model",
         start=start,
     )
-    _check_failures(report, output, "requests")
+    _check_failures(report, output, teacher)
     return ds, manifest
