@@ -386,3 +386,20 @@ def test_run_function_takes_the_dataclasses(tmp_path):
         )
     assert len(ds) == 2 and manifest.rows == 2 and read_manifest(tmp_path / "out").id == manifest.id
     assert manifest.report("responses").summary() == "responses: 2 rows in, 2 out"
+
+
+@pytest.mark.integration
+def test_overwrite_replaces_a_foreign_folder_and_yaml_settings_work(tmp_path):
+    inp = instructions_file(tmp_path, n=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with FakeOpenAI() as url:
+        config = tmp_path / "generate.yaml"
+        config.write_text(f"input: {inp}\noutput: {out}\nbase_url: {url}\nmodel: fake\nprogress: false\n")
+        assert cli("generate", "responses", config).returncode == 2  # a user's folder: refused
+        p = cli("generate", "responses", config, "--overwrite")
+    assert p.returncode == 0, p.stderr
+    assert not (out / "notes.txt").exists() and len(datasets.load_from_disk(str(out))) == 2
+    assert read_manifest(out).config["output"]["overwrite"] is True
+    assert cli("generate").returncode == 2 and "instructions,responses" in cli("generate").stderr
