@@ -22,6 +22,7 @@ def _isolate_hf(tmp_path_factory, monkeypatch):
     """Every test gets private caches and no credentials, and never reaches a hub."""
     cache = tmp_path_factory.mktemp("hf_cache")
     monkeypatch.setenv("HF_HOME", str(cache))
+    monkeypatch.setenv("LAMINI_LM_CACHE", str(cache / "lamini_lm"))  # the teacher cache, private to each test
     monkeypatch.setenv("HF_DATASETS_CACHE", str(cache / "datasets"))
     monkeypatch.setenv("HF_HUB_CACHE", str(cache / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

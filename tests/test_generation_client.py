@@ -7,6 +7,7 @@ import time
 import pytest
 
 from generation_fakes import FakeOpenAI
+from lamini_lm.errors import UsageError
 from lamini_lm.generation import Store, TeacherConfig, chat_completions, estimate, request_key
 from lamini_lm.records import Response
 
@@ -180,7 +181,7 @@ def test_teacher_config_reads_flags_and_yaml(tmp_path):
 
 
 def test_openai_needs_a_key_but_local_servers_do_not():
-    with pytest.raises(OSError, match="OPENAI_API_KEY"):
+    with pytest.raises(UsageError, match="OPENAI_API_KEY"):
         TeacherConfig().api_key()
     assert TeacherConfig(base_url="http://127.0.0.1:8000/v1").api_key() == "EMPTY"
 

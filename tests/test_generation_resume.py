@@ -9,12 +9,13 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import datasets
 import pytest
 
 from generation_fakes import FakeOpenAI
-from lamini_lm.generation import request_keys, response_messages
+from lamini_lm.generation import default_store_path, request_keys, response_messages
 from lamini_lm.generation.cli import main
 from lamini_lm.prompts import SYSTEM_MESSAGE, prompt_hash
 from lamini_lm.records import generation_features
@@ -83,8 +84,16 @@ def test_cli_instructions_then_responses(tmp_path, capsys):
     assert len(ins) == 40 and res.features == generation_features()
     assert res["instruction"] == ins["instruction"] and all(r.startswith("Answer: ") for r in res["response"])
     assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]  # the atomic write left nothing behind
-    with pytest.raises(FileExistsError):
-        main(["responses", "--input", str(tmp_path / "ins"), "--output", str(tmp_path / "res"), *common])
+    again = FakeOpenAI()
+    with again as url:  # the same command again replaces its own output, from the cache alone
+        common = ["--base-url", url, "--model", "fake", "--no_progress"]
+        assert main(["responses", "--input", str(tmp_path / "ins"), "--output", str(tmp_path / "res"), *common]) == 0
+    assert again.requests == [] and datasets.load_from_disk(str(tmp_path / "res"))["response"] == res["response"]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")  # a folder of the user's: refused, before any request
+    with pytest.raises(FileExistsError, match="notes.txt"):
+        main(["responses", "--input", str(tmp_path / "ins"), "--output", str(tmp_path / "mine"), *common])
+    assert os.listdir(tmp_path / "mine") == ["notes.txt"]
 
 
 @pytest.mark.integration
@@ -92,7 +101,7 @@ def test_sigkill_mid_run_then_resume_sends_only_what_is_missing(tmp_path):
     n = 160
     rows = [{"instruction": f"Instruction {i}: say something.", "instruction_source": "alpaca"} for i in range(n)]
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
-    out, store = tmp_path / "out", tmp_path / "out.store.sqlite"
+    out, store = tmp_path / "out", Path(default_store_path())
     fake = FakeOpenAI(latency=0.05, p429=0.05, retry_after=0.05, seed=1)
     with fake as url:
         cmd = responses_cmd(inp, out, url, "--concurrency", "4", "--no_progress")
@@ -124,7 +133,7 @@ def test_sigkill_mid_run_then_resume_sends_only_what_is_missing(tmp_path):
 @pytest.mark.integration
 def test_sigterm_ends_cleanly_with_answers_committed(tmp_path):
     inp = write_jsonl(tmp_path / "in.jsonl", [{"instruction": f"Task {i}."} for i in range(400)])
-    out, store = tmp_path / "out", tmp_path / "out.store.sqlite"
+    out, store = tmp_path / "out", Path(default_store_path())
     with FakeOpenAI(latency=0.05) as url:
         cmd = responses_cmd(inp, out, url, "--concurrency", "2", "--budget", "10")
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -13,7 +13,6 @@ from lamini_lm.generation import (
     filter_topics,
     generate_instructions,
     generate_responses,
-    parse_report,
     plan_prompts,
 )
 from lamini_lm.generation.instructions import load_seeds
@@ -78,8 +77,13 @@ def test_prompt_plans_follow_the_paper_and_are_reproducible():
 def test_generate_instructions_example_and_topic(tmp_path):
     fake = FakeOpenAI(script=["ok", "ok", "500"])
     with fake as url:
-        ds = generate_instructions(
-            SELF_INSTRUCT, config=cfg(url, max_retries=0), store=tmp_path / "s.sqlite", num_prompts=3, seed=0
+        ds, report = generate_instructions(
+            SELF_INSTRUCT,
+            config=cfg(url, max_retries=0),
+            store=tmp_path / "s.sqlite",
+            num_prompts=3,
+            seed=0,
+            return_report=True,
         )
         topics = generate_instructions(
             SELF_INSTRUCT,
@@ -98,7 +102,10 @@ def test_generate_instructions_example_and_topic(tmp_path):
     assert all(len(r["seed_ids"]) == 3 and r["instruction_model"] == "fake" for r in ok)
     assert set(ok["instruction_prompt_version"]) == {PROMPT_HASHES["example_guided"]}
     assert sum(ds["prompt_tokens"]) > 0 and ok[0]["prompt_tokens"] > 0 and ok[1]["prompt_tokens"] == 0
-    assert parse_report(ds)["kept"] == 40 and parse_report(ds)["chatter_lines"] == 4
+    assert report.step == "parse_instructions" and (report.rows_in, report.rows_out) == (60, 40)
+    assert report.removed == {"request_failed": 20} and report.examples["HTTP 500"][0].startswith("HTTP 500")
+    assert report.details["parse"]["kept"] == 40 and report.details["parse"]["chatter_lines"] == 4
+    assert (report.details["failed"], report.details["to_send"], report.details["from_cache"]) == (1, 3, 0)
     assert len(topics) == 40 and set(topics["instruction_source"]) == {"self_instruct_with_topic"}
     assert all(len(t) == 3 for t in topics["topics"])
 
@@ -115,7 +122,7 @@ def test_generate_responses_keeps_provenance_and_failures(tmp_path):
     fake = FakeOpenAI()
     fake.record_bodies = True
     with fake as url:
-        ds = generate_responses(path, config=cfg(url), store=tmp_path / "s.sqlite")
+        ds, report = generate_responses(path, config=cfg(url), store=tmp_path / "s.sqlite", return_report=True)
     assert ds.features == generation_features()
     assert ds["response"][:2] == ["Answer: Name a colour.", "Answer: Sum 2 and 3."]
     assert ds["instruction_source"] == ["alpaca", "original_p3", "generated_p3"]
@@ -128,6 +135,8 @@ def test_generate_responses_keeps_provenance_and_failures(tmp_path):
     ]
     assert set(ds["response_prompt_version"][:2]) == {PROMPT_HASHES["system_message"]}
     assert all(len(k) == 64 for k in ds["request_key"][:2])
+    assert (report.step, report.rows_in, report.rows_out) == ("responses", 3, 2)
+    assert report.removed == {"no instruction to answer": 1} and report.details["failed"] == 0
 
 
 def test_inputs_with_bad_rows_name_the_file_and_line(tmp_path):

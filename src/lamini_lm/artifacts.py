@@ -78,7 +78,9 @@ TRACKED_PACKAGES = (
     "openai",
     "lm_eval",
 )
-_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|authorization|credential)", re.I)
+# A key naming a secret; not settings that merely mention tokens (max_tokens, tokenizer_name, pad_token_id) or name
+# the environment variable a secret is read from (api_key_env).
+_SECRET_KEY = re.compile(r"(api[_-]?key|token(?!s|izer|_id)|secret|password|authorization|credential)(?!_env)", re.I)
 _SECRET_VALUE = re.compile(r"^(sk-[A-Za-z0-9_-]{8,}|hf_[A-Za-z0-9]{8,}|Bearer\s+\S+)$")
 REDACTED = "<redacted>"
 # A Hub repo id: NAME or NAMESPACE/NAME (letters, digits, '-', '_', '.').

@@ -29,6 +29,7 @@ __all__ = ["STAGES", "configure_logging", "main", "run_stage_main"]
 STAGES: dict[str, tuple[str, str]] = {
     "toy-models": ("lamini_lm.toy:main", "build a tiny tokenizer, GPT-2 and T5 from config (offline tests, demos)"),
     "generate": ("lamini_lm.generation.cli:main", "ask a teacher for instructions or responses (cached, resumable)"),
+    "cache": ("lamini_lm.generation.cli:cache_main", "the shared teacher cache: cost by model, export, prune"),
     "build": ("lamini_lm.builders.build:main", "prepare the instructions into the HF cache as lamini_lm/instructions"),
     "dedup": ("lamini_lm.quality.cli:dedup_main", "drop exact, then ROUGE-L > 0.7 near duplicates (MinHash LSH)"),
     "filter": ("lamini_lm.quality.cli:filter_main", "drop rows by Alpaca/Self-Instruct heuristics and bad responses"),

@@ -7,31 +7,49 @@ Example:
     >>> answers = chat_completions([[{"role": "user", "content": "Hi"}]], cfg, "teacher.sqlite")  # doctest: +SKIP
 """
 
+from lamini_lm.generation.cache import cache_summary, export_answers, prune_cache
 from lamini_lm.generation.config import TeacherConfig
 from lamini_lm.generation.cost import DEFAULT_PRICES, Estimate, price_table
-from lamini_lm.generation.instructions import filter_topics, generate_instructions, parse_report, plan_prompts
+from lamini_lm.generation.instructions import filter_topics, generate_instructions, plan_prompts
 from lamini_lm.generation.parsing import ParseReport, parse_examples
 from lamini_lm.generation.responses import generate_responses, response_messages
 from lamini_lm.generation.runner import achat_completions, chat_completions, estimate, request_keys
-from lamini_lm.generation.store import Store, request_key
+from lamini_lm.generation.stage import (
+    GenerationFailed,
+    InstructionArgs,
+    OutputArgs,
+    ResponseArgs,
+    run_generate_instructions,
+    run_generate_responses,
+)
+from lamini_lm.generation.store import Store, default_store_path, request_key
 
 __all__ = [
     "DEFAULT_PRICES",
     "Estimate",
+    "GenerationFailed",
+    "InstructionArgs",
+    "OutputArgs",
     "ParseReport",
+    "ResponseArgs",
     "Store",
     "TeacherConfig",
     "achat_completions",
+    "cache_summary",
     "chat_completions",
+    "default_store_path",
     "estimate",
+    "export_answers",
     "filter_topics",
     "generate_instructions",
     "generate_responses",
     "parse_examples",
-    "parse_report",
     "plan_prompts",
     "price_table",
+    "prune_cache",
     "request_key",
     "request_keys",
     "response_messages",
+    "run_generate_instructions",
+    "run_generate_responses",
 ]

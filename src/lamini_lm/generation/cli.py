@@ -1,147 +1,174 @@
-"""``lamini-lm generate instructions|responses``: the generation stage on the command line.
+"""``lamini-lm generate instructions|responses`` and ``lamini-lm cache``: the generation stage on the command line.
 
 Usage:
     lamini-lm generate instructions --strategy example --seeds seeds.jsonl --num_prompts 100 \\
         --model gpt-3.5-turbo --output out/instructions
     lamini-lm generate instructions --strategy topic --seeds seeds.jsonl --topics categories.csv --output out/topic
-    lamini-lm generate responses --input out/instructions --base-url http://127.0.0.1:8000/v1 --model my-model \\
+    lamini-lm generate responses --input out/instructions --base_url http://127.0.0.1:8000/v1 --model my-model \\
         --concurrency 64 --budget 20 --output out/responses
-    lamini-lm generate responses generate.yaml --dry-run     # settings from YAML, flags win
+    lamini-lm generate responses generate.yaml --dry_run     # settings from YAML, flags win
+    lamini-lm cache                                          # requests, tokens and dollars by model
+    lamini-lm cache --export answers.jsonl
+    lamini-lm cache --prune --older_than_days 90
 
-Answers are committed to ``--store`` (default ``<output>.store.sqlite``) as they arrive: after Ctrl-C, a kill or
-a crash, run the same command again and only what is missing is sent.
+Answers are committed to the shared teacher cache (``~/.cache/lamini_lm/teacher.sqlite``; ``$LAMINI_LM_CACHE`` or
+``--store`` move it) as they arrive: after Ctrl-C, a kill or a crash, run the same command again and only what is
+missing is sent; the same instructions sent to another ``--output`` are not paid again.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
-import sys
 from dataclasses import dataclass, field
 
+from lamini_lm.config import StageParser, check_range
+from lamini_lm.errors import UsageError
 from lamini_lm.generation.config import TeacherConfig
+from lamini_lm.generation.stage import (
+    GenerationFailed,
+    InstructionArgs,
+    OutputArgs,
+    ResponseArgs,
+    run_generate_instructions,
+    run_generate_responses,
+)
+from lamini_lm.generation.store import default_store_path
 
-__all__ = ["InstructionArgs", "OutputArgs", "ResponseArgs", "main"]
+__all__ = ["CacheArgs", "InstructionArgs", "OutputArgs", "ResponseArgs", "cache_main", "main"]
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass
-class InstructionArgs:
-    """What to generate instructions from."""
-
-    seeds: str = field(
-        default=None,
-        metadata={"required": True, "help": "seed instructions: JSONL/JSON/CSV/parquet file or dataset folder"},
-    )
-    strategy: str = field(
-        default="example", metadata={"choices": ["example", "topic"], "help": "example- or topic-guided (SPEC 3)"}
-    )
-    topics: str | None = field(
-        default=None, metadata={"help": "table of category, n_subcategories, n_pages (topic strategy)"}
-    )
-    num_prompts: int = field(default=10, metadata={"help": "requests to send (each asks for 20 or 10)"})
-    n_per_prompt: int | None = field(
-        default=None, metadata={"help": "instructions asked per request (default 20 Self-Instruct, 10 P3/FLAN)"}
-    )
-    n_examples: int = field(default=3, metadata={"help": "seed examples shown per request"})
-    n_topics: int = field(default=3, metadata={"help": "topics per request (topic strategy)"})
-    seed: int = field(default=0, metadata={"help": "RNG seed: the same seed gives the same prompts"})
-    no_topic_filter: bool = field(
-        default=False, metadata={"help": "use every category of --topics, without the SPEC 2 filter"}
-    )
-
-
-@dataclass
-class ResponseArgs:
-    """What to answer."""
-
-    input: str = field(
-        default=None,
-        metadata={"required": True, "help": "instructions: JSONL/JSON/CSV/parquet file or dataset folder"},
-    )
-    instruction_source: str | None = field(
-        default=None, metadata={"help": "instruction_source for rows without one (e.g. alpaca)"}
-    )
-
-
-@dataclass
-class OutputArgs:
-    """Where results go."""
-
-    output: str = field(default=None, metadata={"required": True, "help": "dataset folder to write"})
-    store: str | None = field(default=None, metadata={"help": "answer store (default <output>.store.sqlite)"})
-    dry_run: bool = field(default=False, metadata={"help": "print requests, tokens and cost; send nothing"})
-    overwrite: bool = field(default=False, metadata={"help": "replace --output if it exists"})
+EXAMPLES = {
+    "instructions": (
+        "  lamini-lm generate instructions --seeds seeds.jsonl --num_prompts 100 --model gpt-3.5-turbo "
+        "--output out/instructions\n"
+        "  lamini-lm generate instructions --strategy topic --seeds seeds.jsonl --topics categories.csv "
+        "--output out/topic --dry_run"
+    ),
+    "responses": (
+        "  lamini-lm generate responses --input out/instructions --output out/responses --budget 20\n"
+        "  lamini-lm generate responses --input alpaca.jsonl --instruction_source alpaca "
+        "--base_url http://127.0.0.1:8000/v1 --model my-model --output out/alpaca"
+    ),
+}
+COMMANDS = {"instructions": InstructionArgs, "responses": ResponseArgs}
 
 
 def _terminate(signum, frame):  # SIGTERM ends the run like Ctrl-C: answers so far are already committed
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None, prog: str = "lamini-lm generate") -> int:
-    """Generate instructions or responses with a teacher."""
-    from lamini_lm.config import parse_config
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"instructions": InstructionArgs, "responses": ResponseArgs}
-    if not argv or argv[0] not in commands:
-        print(f"usage: {prog} {{instructions,responses}} [CONFIG.yaml] [--flags]; --help after either for settings")
-        print(__doc__)
-        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
-    what = argv[0]
-    task, out, teacher = parse_config(
-        [commands[what], OutputArgs, TeacherConfig],
-        argv[1:],
+def _parser(what: str, prog: str) -> StageParser:
+    return StageParser(
+        [COMMANDS[what], OutputArgs, TeacherConfig],
         prog=f"{prog} {what}",
-        description=f"Generate {what} with an OpenAI-compatible teacher.",
+        description=f"Generate {what} with an OpenAI-compatible teacher; answers are cached and never paid twice.",
+        examples=EXAMPLES[what],
     )
-    store = out.store or out.output.rstrip("/\\") + ".store.sqlite"
+
+
+def main(argv: list[str] | None = None, prog: str = "lamini-lm generate") -> int:
+    """Generate instructions or responses with a teacher; prints a few lines, returns the exit code."""
+    chooser = argparse.ArgumentParser(
+        prog=prog,
+        description="Ask a teacher for instructions or responses (cached, resumable, costed).",
+        epilog="examples:\n" + "\n".join(EXAMPLES.values()) + f"\n\n`{prog} <command> --help` lists the settings.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = chooser.add_subparsers(dest="command", metavar="{instructions,responses}", required=True)
+    sub.add_parser("instructions", help="new instructions from seed examples (and topics)", add_help=False)
+    sub.add_parser("responses", help="the teacher's answer to each instruction", add_help=False)
+    chosen, rest = chooser.parse_known_args(argv)
+    what = chosen.command
+    task, out, teacher = _parser(what, prog).parse(rest)
+    run = run_generate_instructions if what == "instructions" else run_generate_responses
+    store = out.store_path()
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        if what == "instructions":
-            from lamini_lm.generation.instructions import generate_instructions
-
-            ds = generate_instructions(
-                task.seeds,
-                strategy=task.strategy,
-                topics=task.topics,
-                config=teacher,
-                store=store,
-                num_prompts=task.num_prompts,
-                n_examples=task.n_examples,
-                n_topics=task.n_topics,
-                n_per_prompt=task.n_per_prompt,
-                seed=task.seed,
-                filter_topic_table=not task.no_topic_filter,
-                dry_run=out.dry_run,
-            )
-        else:
-            from lamini_lm.generation.responses import generate_responses
-
-            ds = generate_responses(
-                task.input,
-                config=teacher,
-                store=store,
-                instruction_source=task.instruction_source,
-                dry_run=out.dry_run,
-            )
+        ds, manifest = run(task, out, teacher)
     except KeyboardInterrupt:
         print(f"interrupted: answers so far are committed in {store}; run the same command again to continue")
         return 130
+    except GenerationFailed as e:
+        print(f"wrote {e.output} ({e.report.summary()}); answers received are cached in {store}")
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if out.dry_run:
+    if manifest is None:  # dry run
         return 0
-    from lamini_lm.io import save_dataset
-
-    save_dataset(ds, out.output, overwrite=out.overwrite)
-    failed = sum(e is not None for e in ds["error"])
-    tokens = sum(ds["prompt_tokens"]) + sum(ds["completion_tokens"])
+    report = manifest.reports[0]
+    details = report["details"]
     print(
-        f"wrote {len(ds):,} rows to {out.output} ({failed:,} failed, {tokens:,} tokens, "
-        f"${sum(ds['cost_usd']):,.4f}); store: {store}"
+        f"wrote {manifest.rows:,} rows to {out.output} ({details['failed']:,} of {details['asked']:,} requests "
+        f"failed, {sum(manifest.tokens.values()):,} tokens, ${manifest.cost_usd:,.4f}); "
+        f"{details.get('from_cache', 0):,} answers came from the cache {store}"
     )
-    if failed:
+    if details["not_sent"]:
+        print(
+            f"budget reached: {details['not_sent']:,} requests were not sent; run the same command with a larger "
+            "--budget_usd to continue (answers already received are cached and not paid again)"
+        )
+    elif details["failed"]:
         print("failed rows carry their reason in the `error` column; re-running retries transient failures")
+    return 0
+
+
+# --- lamini-lm cache ---
+
+
+@dataclass
+class CacheArgs:
+    """Which teacher cache to look at, and what to do with it."""
+
+    store: str | None = field(
+        default=None,
+        metadata={"help": "teacher cache (default: $LAMINI_LM_CACHE/teacher.sqlite, else ~/.cache/lamini_lm/...)"},
+    )
+    export: str | None = field(default=None, metadata={"help": "write the stored answers to this JSONL file"})
+    prune: bool = field(default=False, metadata={"help": "remove the answers chosen by --older_than_days/--model"})
+    older_than_days: float | None = field(
+        default=None, metadata={"help": "with --prune or --export: only answers older than this many days"}
+    )
+    model: str | None = field(
+        default=None, metadata={"help": "with --prune or --export: only answers of this model (as the table names it)"}
+    )
+
+    def __post_init__(self) -> None:
+        check_range("older_than_days", self.older_than_days, 0)
+        if self.prune and self.export:
+            raise UsageError("--prune and --export: one at a time (export first, then prune)")
+        if self.prune and self.older_than_days is None and self.model is None:
+            raise UsageError("--prune needs --older_than_days N and/or --model NAME (delete the file to clear it all)")
+
+    def store_path(self) -> str:
+        return self.store or default_store_path()
+
+
+def cache_main(argv: list[str] | None = None, prog: str = "lamini-lm cache") -> int:
+    """Show the teacher cache by model; ``--export`` its answers; ``--prune`` old or unwanted ones."""
+    from lamini_lm.generation.cache import cache_summary, export_answers, format_summary, prune_cache
+
+    (args,) = StageParser(
+        [CacheArgs],
+        prog=prog,
+        description="The shared teacher cache: requests, tokens and dollars by model; export or prune answers.",
+        examples=(
+            "  lamini-lm cache\n  lamini-lm cache --export answers.jsonl --model gpt-3.5-turbo-0125\n"
+            "  lamini-lm cache --prune --older_than_days 90"
+        ),
+    ).parse(argv)
+    store = args.store_path()
+    if args.export:
+        n = export_answers(store, args.export, older_than_days=args.older_than_days, model=args.model)
+        print(f"wrote {n:,} answers to {args.export}")
+        return 0
+    if args.prune:
+        n = prune_cache(store, older_than_days=args.older_than_days, model=args.model)
+        print(f"removed {n:,} answers from {store}")
+        return 0
+    rows = cache_summary(store)
+    print(f"{store}:")
+    print(format_summary(rows) if rows else "(empty)")
     return 0

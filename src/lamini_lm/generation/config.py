@@ -27,6 +27,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lamini_lm.config import ConfigError, check_choice, check_range
+from lamini_lm.errors import UsageError
+
 __all__ = ["OPENAI_BASE_URL", "TeacherConfig", "as_endpoints"]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -98,14 +101,18 @@ class TeacherConfig:
     progress: bool = field(default=True, metadata={"help": "show a progress bar (done/total, req/s, tokens, $, ETA)"})
 
     def __post_init__(self) -> None:
-        for name in ("concurrency", "max_tokens", "batch_max_requests", "batch_max_bytes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TeacherConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("rpm", "tpm", "max_retries"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"TeacherConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if self.budget_usd is not None and self.budget_usd < 0:
-            raise ValueError(f"TeacherConfig.budget_usd must be >= 0, got {self.budget_usd}")
+        for name in ("concurrency", "max_tokens", "min_max_tokens", "batch_max_requests", "batch_max_bytes"):
+            check_range(name, getattr(self, name), 1)
+        for name in ("rpm", "tpm", "max_retries", "backoff_base", "backoff_max"):
+            check_range(name, getattr(self, name), 0)
+        check_range("temperature", self.temperature, 0, 2)
+        check_range("top_p", self.top_p, 0, 1, low_open=True)
+        check_range("timeout", self.timeout, 0, low_open=True)
+        check_range("batch_poll_interval", self.batch_poll_interval, 0, low_open=True)
+        check_range("budget_usd", self.budget_usd, 0, low_open=True)
+        check_choice("max_tokens_param", self.max_tokens_param, ("max_tokens", "max_completion_tokens"))
+        if not self.model:
+            raise ConfigError("--model: the teacher's model name is empty")
 
     def sampling(self) -> dict[str, Any]:
         """The sampling parameters sent with each request (and hashed into the store key)."""
@@ -128,7 +135,9 @@ class TeacherConfig:
         if key:
             return key
         if "api.openai.com" in self.base_url:
-            raise OSError(f"set ${self.api_key_env} to your OpenAI API key (or point --base_url at a local server)")
+            raise UsageError(
+                f"no API key: set ${self.api_key_env} to your OpenAI key, or point --base_url at another server"
+            )
         return "EMPTY"  # vLLM and `transformers serve` accept any key
 
     def expand(self) -> list[TeacherConfig]:
@@ -139,12 +148,10 @@ class TeacherConfig:
 def _expand(cfg: TeacherConfig) -> list[TeacherConfig]:
     urls = [u.strip() for u in cfg.base_url.split(",") if u.strip()]
     if not urls:
-        raise ValueError("TeacherConfig.base_url is empty")
+        raise ConfigError("--base_url is empty")
     out = [dataclasses.replace(cfg, base_url=u, endpoints=None) for u in urls]
     if cfg.endpoints:
         import yaml
-
-        from lamini_lm.config import ConfigError
 
         try:
             with open(cfg.endpoints, encoding="utf-8") as f:
@@ -166,12 +173,12 @@ def as_endpoints(config: TeacherConfig | Sequence[TeacherConfig]) -> list[Teache
     """Flatten one config or a list of configs into one config per endpoint, checking they agree on the key."""
     configs = [config] if isinstance(config, TeacherConfig) else list(config)
     if not configs:
-        raise ValueError("at least one TeacherConfig is needed")
+        raise ConfigError("at least one TeacherConfig is needed")
     flat = [e for c in configs for e in c.expand()]
     first = flat[0]
     for e in flat[1:]:
         if e.model != first.model or e.sampling() != first.sampling():
-            raise ValueError(
+            raise ConfigError(
                 "all endpoints of one run must share model and sampling settings (they key the store): "
                 f"{first.base_url} has {first.model} {first.sampling()}, {e.base_url} has {e.model} {e.sampling()}"
             )

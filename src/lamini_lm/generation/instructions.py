@@ -1,4 +1,5 @@
-"""Example-guided and topic-guided instruction generation (SPEC 3), and the Wikipedia topic filter (SPEC 2).
+"""Example-guided and topic-guided instruction generation, and the Wikipedia topic filter (the paper's sections
+3.1-3.2).
 
 * **example** strategy: each prompt shows 3 seeds and asks for 20 new instructions (Self-Instruct seeds) or 10
   (P3/FLAN seeds, which are longer; the 3 come from the same subset). Output sources: ``self_instruct_without_
@@ -20,20 +21,22 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
 import re
+import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from lamini_lm.artifacts import StepReport
+from lamini_lm.errors import DataError, LaminiError
 from lamini_lm.generation.config import TeacherConfig
-from lamini_lm.generation.io import rows_to_dataset
+from lamini_lm.generation.io import failure_reason, not_sent, rows_to_dataset
 from lamini_lm.generation.parsing import ParseReport, parse_examples
-from lamini_lm.generation.runner import keyed_chat_completions
+from lamini_lm.generation.runner import check_before_sending, keyed_chat_completions
 from lamini_lm.io import load_table
 from lamini_lm.prompts import PROMPT_HASHES, example_guided_prompt, topic_guided_prompt
 from lamini_lm.records import InstructionSource
@@ -41,11 +44,15 @@ from lamini_lm.records import InstructionSource
 if TYPE_CHECKING:
     import datasets
 
-__all__ = ["PromptPlan", "filter_topics", "generate_instructions", "load_seeds", "parse_report", "plan_prompts"]
+__all__ = ["PromptPlan", "filter_topics", "generate_instructions", "load_seeds", "plan_prompts"]
 
 logger = logging.getLogger(__name__)
 
-N_PER_PROMPT = {"self_instruct": 20, "p3": 10, "flan": 10}  # SPEC 3
+N_PER_PROMPT = {
+    "self_instruct": 20,
+    "p3": 10,
+    "flan": 10,
+}  # the paper: 20 per Self-Instruct prompt, 10 per P3/FLAN prompt
 GENERATED_SOURCE = {
     "self_instruct": InstructionSource.SELF_INSTRUCT_WITHOUT_TOPIC,
     "p3": InstructionSource.GENERATED_P3,
@@ -124,7 +131,7 @@ def load_seeds(seeds: Any) -> list[Seed]:
 def filter_topics(
     table: Any, *, words_below: int = 3, subcategories_above: int = 10, pages_above: int = 50
 ) -> list[str]:
-    """Category names passing the SPEC 2 filter: fewer than 3 words, more than 10 subcategories and 50 pages.
+    """Category names passing the paper's filter: fewer than 3 words, more than 10 subcategories and 50 pages.
 
     ``table``: a path (CSV/TSV/JSONL/parquet/dataset folder), a Dataset, a pandas DataFrame or a list of dicts
     with columns ``category``, ``n_subcategories``, ``n_pages`` (aliases: title/subcategories/pages, as in the
@@ -214,49 +221,69 @@ def generate_instructions(
     seed: int = 0,
     filter_topic_table: bool = True,
     dry_run: bool = False,
-) -> datasets.Dataset:
+    return_report: bool = False,
+) -> datasets.Dataset | tuple[datasets.Dataset, StepReport]:
     """Ask the teacher for new instructions; one row per generated instruction (schema: ``generation_features``).
 
     ``topics``: a category table (filtered with :func:`filter_topics` unless ``filter_topic_table=False``) or a
     list of topic strings. A prompt whose request failed gives one row with ``instruction=None`` and ``error``.
     Token usage and cost of a request sit on the first row it produced (sums over the dataset are right).
-    The parse report (kept/dropped counts) is logged and stored as JSON in ``dataset.info.description``.
+    ``return_report=True`` returns ``(dataset, StepReport)``: step ``"parse_instructions"``, rows in = instructions
+    asked for, rows out = instructions parsed, removed by reason (``request_failed``, ``truncated``, ``empty``,
+    ``duplicate``, ``not_returned``), the parser's counts in ``details``.
+
+    Everything that can fail is checked before the first request: seeds, topics, the prompts, credentials and a
+    budget too small for one request (:func:`~lamini_lm.generation.runner.check_before_sending`).
 
     Example:
         >>> cfg = TeacherConfig(base_url="http://127.0.0.1:8000/v1", model="my-model")
-        >>> ds = generate_instructions(["Name a fruit.", "Add 2 and 3.", "Tell a joke."], config=cfg,
-        ...                            store="teacher.sqlite", num_prompts=5)  # doctest: +SKIP
+        >>> seeds = ["Name a fruit.", "Add 2 and 3.", "Tell a joke."]
+        >>> ds, report = generate_instructions(
+        ...     seeds, config=cfg, store="teacher.sqlite", num_prompts=5, return_report=True
+        ... )  # doctest: +SKIP
+        >>> print(report.summary())  # doctest: +SKIP
     """
-    pool = load_seeds(seeds)
-    topic_list: list[str] | None = None
-    if strategy == "topic":
-        if topics is None:
-            raise ValueError("strategy='topic' needs topics= (a category table or a list of topics)")
-        if isinstance(topics, (list, tuple)) and all(isinstance(t, str) for t in topics):
-            topic_list = list(topics)
-        elif filter_topic_table:
-            topic_list = filter_topics(topics)
-        else:
-            topic_list = [str(r) for r in load_table(topics, required=["category"])["category"]]
-        if not topic_list:
-            raise ValueError("no topic passed the filter (fewer than 3 words, >10 subcategories, >50 pages)")
-    plans = plan_prompts(
-        pool,
-        strategy=strategy,
-        topics=topic_list,
-        num_prompts=num_prompts,
-        n_examples=n_examples,
-        n_topics=n_topics,
-        n_per_prompt=n_per_prompt,
-        seed=seed,
-    )
+    start = time.monotonic()
+    try:
+        pool = load_seeds(seeds)
+        topic_list: list[str] | None = None
+        if strategy == "topic":
+            if topics is None:
+                raise ValueError("strategy 'topic' needs topics (--topics: a category table or a list of topics)")
+            if isinstance(topics, (list, tuple)) and all(isinstance(t, str) for t in topics):
+                topic_list = list(topics)
+            elif filter_topic_table:
+                topic_list = filter_topics(topics)
+            else:
+                topic_list = [str(r) for r in load_table(topics, required=["category"])["category"]]
+            if not topic_list:
+                raise ValueError("no topic passed the filter (fewer than 3 words, >10 subcategories, >50 pages)")
+        plans = plan_prompts(
+            pool,
+            strategy=strategy,
+            topics=topic_list,
+            num_prompts=num_prompts,
+            n_examples=n_examples,
+            n_topics=n_topics,
+            n_per_prompt=n_per_prompt,
+            seed=seed,
+        )
+    except ValueError as e:
+        if isinstance(e, LaminiError):
+            raise
+        raise DataError(str(e)) from None
     messages = [[{"role": "user", "content": p.prompt}] for p in plans]
     version = plans[0].prompt_version if plans else None
+    planned = None if dry_run else check_before_sending(messages, config, store, prompt_version=version)
     keys, responses = keyed_chat_completions(
         messages, config, store, desc=f"instructions ({strategy})", dry_run=dry_run, prompt_version=version
     )
     model = (config if isinstance(config, TeacherConfig) else config[0]).model
     rows, total = [], ParseReport()
+    removed: dict[str, int] = defaultdict(int)
+    examples: dict[str, list[str]] = defaultdict(list)
+    failures: dict[str, int] = defaultdict(int)
+    failed = unsent = extra = 0
     for plan, response, key in zip(plans, responses, keys):
         base = {
             "instruction_source": plan.source.value,
@@ -275,28 +302,55 @@ def generate_instructions(
         }
         if not response.ok:
             rows.append({**base, **usage, "instruction": None, "error": response.error})
+            reason = "not_sent" if not_sent(response.error) else "request_failed"
+            removed[reason] += plan.n
+            unsent += reason == "not_sent"
+            failed += reason == "request_failed"
+            _example(examples, failure_reason(response.error), response.error)
+            if reason == "request_failed":
+                failures[failure_reason(response.error)] += 1
             continue
         items, report = parse_examples(response.text, response.finish_reason)
         total += report
+        for reason, n in (("truncated", report.truncated), ("empty", report.empty), ("duplicate", report.duplicates)):
+            removed[reason] += n
+        short = plan.n - report.kept - report.dropped
+        removed["not_returned"] += max(short, 0)
+        extra += max(-short, 0)
         if not items:
-            rows.append({**base, **usage, "instruction": None, "error": "no instruction could be parsed"})
+            failed += 1
+            error = "no instruction could be parsed"
+            rows.append({**base, **usage, "instruction": None, "error": error})
+            _example(examples, error, (response.text or "")[:200])
+            failures[error] += 1
         for j, item in enumerate(items):
             rows.append({**base, **(usage if j == 0 else {}), "instruction": item, "error": None})
-    summary = {"prompts": len(plans), "failed_requests": sum(not r.ok for r in responses), **total.to_dict()}
-    logger.info("instruction parsing: %s", summary)
-    if total.dropped:
-        logger.warning(
-            "dropped %d items (truncated %d, empty %d, duplicates %d)",
-            total.dropped,
-            total.truncated,
-            total.empty,
-            total.duplicates,
-        )
+    details = {
+        "strategy": strategy,
+        "requests": len(plans),
+        "asked": len(plans),
+        "failed": failed,
+        "failures": dict(failures),
+        "not_sent": unsent,
+        "more_than_asked": extra,
+        **({"to_send": planned.requests, "from_cache": planned.cached} if planned is not None else {}),
+        "parse": total.to_dict(),
+    }
+    step = StepReport(
+        step="parse_instructions",
+        rows_in=sum(p.n for p in plans),
+        rows_out=total.kept,
+        removed={k: v for k, v in removed.items() if v},
+        examples=dict(examples),
+        seconds=round(time.monotonic() - start, 3),
+        config={"num_prompts": num_prompts, "n_examples": n_examples, "n_topics": n_topics, "seed": seed},
+        details=details,
+    )
+    logger.info("%s", step.summary())
     ds = rows_to_dataset(rows)
-    ds.info.description = json.dumps({"lamini_lm_generation": {"strategy": strategy, **summary}})
-    return ds
+    return (ds, step) if return_report else ds
 
 
-def parse_report(ds: datasets.Dataset) -> Mapping[str, Any]:
-    """The parse report stored by :func:`generate_instructions` in ``ds.info.description``."""
-    return json.loads(ds.info.description or "{}").get("lamini_lm_generation", {})
+def _example(examples: dict[str, list[str]], reason: str, text: str, keep: int = 3) -> None:
+    if len(examples[reason]) < keep:
+        examples[reason].append(text)

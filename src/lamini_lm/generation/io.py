@@ -12,7 +12,7 @@ from lamini_lm.records import GENERATION_COLUMNS, generation_features
 if TYPE_CHECKING:
     import datasets
 
-__all__ = ["rows_to_dataset"]
+__all__ = ["failure_reason", "not_sent", "rows_to_dataset"]
 
 
 def rows_to_dataset(rows: list[dict[str, Any]]) -> datasets.Dataset:
@@ -26,3 +26,20 @@ def rows_to_dataset(rows: list[dict[str, Any]]) -> datasets.Dataset:
         columns[c] = [int(v or 0) for v in columns[c]]
     columns["cost_usd"] = [float(v or 0.0) for v in columns["cost_usd"]]
     return datasets.Dataset.from_dict(columns, features=generation_features())
+
+
+# Errors of rows this run did not send (a budget stop, an interruption, a dry run): not failures of the teacher.
+_NOT_SENT = ("budget of ", "not answered (run interrupted)", "dry run: not sent")
+
+
+def not_sent(error: str | None) -> bool:
+    """Whether a row's ``error`` says its request was never sent (budget reached, interrupted, dry run)."""
+    return bool(error) and error.startswith(_NOT_SENT)
+
+
+def failure_reason(error: str) -> str:
+    """A short reason to count failures by: ``"HTTP 500"`` for ``"HTTP 500: internal error after 3 attempts"``."""
+    if error.startswith("budget of "):
+        return "budget reached"
+    head = error.split(":", 1)[0].strip()
+    return head[:60] or "unknown"

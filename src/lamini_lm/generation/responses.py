@@ -1,4 +1,4 @@
-"""Response generation (SPEC 4): every instruction answered by the teacher under the verbatim system message.
+"""Response generation: every instruction answered by the teacher under the verbatim system message.
 
 One output row per input row, in order, with the input's provenance columns kept. A row the teacher could not
 answer (or whose instruction is missing or failed upstream) carries ``error`` and no response.
@@ -13,12 +13,16 @@ Example:
 from __future__ import annotations
 
 import os
+import time
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from lamini_lm.artifacts import StepReport
+from lamini_lm.errors import DataError, LaminiError
 from lamini_lm.generation.config import TeacherConfig
-from lamini_lm.generation.io import rows_to_dataset
-from lamini_lm.generation.runner import keyed_chat_completions
+from lamini_lm.generation.io import failure_reason, not_sent, rows_to_dataset
+from lamini_lm.generation.runner import check_before_sending, keyed_chat_completions
 from lamini_lm.io import load_table
 from lamini_lm.prompts import SYSTEM_MESSAGE, prompt_hash
 from lamini_lm.records import GENERATION_COLUMNS, InstructionSource
@@ -30,7 +34,7 @@ __all__ = ["generate_responses", "response_messages"]
 
 
 def response_messages(instruction: str, system_message: str = SYSTEM_MESSAGE) -> list[dict[str, str]]:
-    """The chat request answering ``instruction`` (SPEC 4)."""
+    """The chat request answering ``instruction`` under the paper's system message."""
     return [{"role": "system", "content": system_message}, {"role": "user", "content": instruction}]
 
 
@@ -42,17 +46,29 @@ def generate_responses(
     instruction_source: str | None = None,
     system_message: str = SYSTEM_MESSAGE,
     dry_run: bool = False,
-) -> datasets.Dataset:
+    return_report: bool = False,
+) -> datasets.Dataset | tuple[datasets.Dataset, StepReport]:
     """Answer each instruction; a Dataset with the columns of :func:`~lamini_lm.records.generation_features`.
 
     ``instructions``: a Dataset, a path (JSONL/JSON/CSV/parquet/dataset folder), a list of dicts or of strings,
     with an ``instruction`` column. ``instruction_source`` fills rows that have none (e.g. ``"alpaca"``).
+    ``return_report=True`` returns ``(dataset, StepReport)``: step ``"responses"``, rows in = input rows, rows out =
+    rows answered, removed = rows without an answer by reason (``no instruction to answer``, ``HTTP 500``,
+    ``budget reached``, ...), with up to 3 full error messages per reason in ``examples``.
+
+    The input, credentials and the budget are checked before the first request.
     """
+    start = time.monotonic()
     if isinstance(instructions, (list, tuple)) and all(isinstance(s, str) for s in instructions):
         instructions = [{"instruction": s} for s in instructions]
-    ds = load_table(instructions, required=["instruction"])
-    if instruction_source is not None:
-        instruction_source = InstructionSource.parse(instruction_source).value
+    try:
+        ds = load_table(instructions, required=["instruction"])
+        if instruction_source is not None:
+            instruction_source = InstructionSource.parse(instruction_source).value
+    except ValueError as e:
+        if isinstance(e, LaminiError):
+            raise
+        raise DataError(str(e)) from None
     version = prompt_hash(system_message)  # PROMPT_HASHES["system_message"] for the paper's message
     rows = [{c: row.get(c) for c in GENERATION_COLUMNS} for row in ds]
     asked, messages = [], []
@@ -66,6 +82,7 @@ def generate_responses(
             continue
         asked.append(i)
         messages.append(response_messages(text, system_message))
+    planned = None if dry_run else check_before_sending(messages, config, store, prompt_version=version)
     keys, responses = keyed_chat_completions(
         messages, config, store, desc="responses", dry_run=dry_run, prompt_version=version
     )
@@ -82,4 +99,41 @@ def generate_responses(
             request_key=key,
             error=response.error,
         )
-    return rows_to_dataset(rows)
+    out = rows_to_dataset(rows)
+    if not return_report:
+        return out
+    removed: dict[str, int] = defaultdict(int)
+    examples: dict[str, list[str]] = defaultdict(list)
+    asked_set = set(asked)
+    failures: dict[str, int] = defaultdict(int)
+    failed = unsent = 0
+    for i, row in enumerate(rows):
+        error = row["error"]
+        if error is None:
+            continue
+        reason = "no instruction to answer" if i not in asked_set else failure_reason(error)
+        removed[reason] += 1
+        if len(examples[reason]) < 3:
+            examples[reason].append(error)
+        if i in asked_set:
+            unsent += not_sent(error)
+            failed += not not_sent(error)
+            if not not_sent(error):
+                failures[reason] += 1
+    report = StepReport(
+        step="responses",
+        rows_in=len(rows),
+        rows_out=len(rows) - sum(removed.values()),
+        removed=dict(removed),
+        examples=dict(examples),
+        seconds=round(time.monotonic() - start, 3),
+        details={
+            "asked": len(asked),
+            "requests": len(set(keys)),
+            "failed": failed,
+            "failures": dict(failures),
+            "not_sent": unsent,
+            **({"to_send": planned.requests, "from_cache": planned.cached} if planned is not None else {}),
+        },
+    )
+    return out, report

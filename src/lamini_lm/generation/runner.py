@@ -34,7 +34,15 @@ from lamini_lm.generation.limiter import backoff_delay
 from lamini_lm.generation.store import Store, request_key
 from lamini_lm.records import Response, Usage
 
-__all__ = ["achat_completions", "chat_completions", "estimate", "keyed_chat_completions", "request_keys", "run_sync"]
+__all__ = [
+    "achat_completions",
+    "chat_completions",
+    "check_before_sending",
+    "estimate",
+    "keyed_chat_completions",
+    "request_keys",
+    "run_sync",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -307,6 +315,45 @@ def estimate(
     with Store(store) as st:
         cached = st.get_many(keys)
     return _estimate(endpoints[0], keys, messages_list, cached)
+
+
+def check_before_sending(
+    messages_list: Sequence[Messages],
+    config: TeacherConfig | Sequence[TeacherConfig],
+    store: str | os.PathLike,
+    *,
+    prompt_version: str | None = None,
+) -> Estimate:
+    """The :func:`estimate` of a run, after checking what would make its first request fail or pay for nothing.
+
+    Raises :class:`~lamini_lm.errors.UsageError` (one line) when something must be sent and an endpoint has no
+    credentials, or when the budget cannot buy even the cheapest pending request (its worst case, as the budget
+    reserves it). Nothing is sent; answers already in the store need neither a key nor a budget.
+    """
+    from lamini_lm.errors import UsageError
+
+    endpoints, keys = _prepare(messages_list, config, prompt_version)
+    with Store(store) as st:
+        cached = st.get_many(keys)
+    est = _estimate(endpoints[0], keys, messages_list, cached)
+    if not est.requests:
+        return est
+    for endpoint in endpoints:
+        endpoint.api_key()
+    primary = endpoints[0]
+    if primary.budget_usd is not None:
+        prices = price_table(primary.prices)
+        cheapest = min(
+            cost_usd(prices, primary.model, max_prompt_tokens(m), primary.max_tokens, batch=primary.batch_api)
+            for k, m in zip(keys, messages_list)
+            if k not in cached
+        )
+        if primary.budget_usd < cheapest:
+            raise UsageError(
+                f"--budget_usd {primary.budget_usd:g} cannot pay for one request (up to ${cheapest:.4f} each for "
+                f"{primary.model} with --max_tokens {primary.max_tokens}); raise --budget_usd or lower --max_tokens"
+            )
+    return est
 
 
 def _estimate(primary: TeacherConfig, keys, messages_list, cached: dict[str, Response]) -> Estimate:

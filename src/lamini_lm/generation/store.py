@@ -34,9 +34,28 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from lamini_lm.errors import DataError, UsageError
 from lamini_lm.records import Response
 
-__all__ = ["Store", "request_key"]
+__all__ = ["CACHE_ENV", "Store", "default_store_path", "request_key"]
+
+CACHE_ENV = "LAMINI_LM_CACHE"  # a folder: the teacher cache is <folder>/teacher.sqlite
+STORE_FILE = "teacher.sqlite"
+
+
+def default_store_path() -> str:
+    """The shared teacher cache: ``$LAMINI_LM_CACHE/teacher.sqlite``, else ``$XDG_CACHE_HOME/lamini_lm/teacher.sqlite``
+    (``~/.cache/lamini_lm/teacher.sqlite``), the convention huggingface_hub follows for its own cache.
+
+    One cache for every output folder: the same request is never paid twice, whatever ``--output`` a run writes.
+    Read at call time, so a changed environment variable applies.
+    """
+    folder = os.environ.get(CACHE_ENV)
+    if not folder:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        folder = os.path.join(xdg, "lamini_lm")
+    return os.path.join(os.path.expanduser(folder), STORE_FILE)
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -82,17 +101,23 @@ class Store:
         self.path = str(path)
         if self.path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        # autocommit mode: each put() is its own transaction, durable once it returns
-        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # WAL + NORMAL survives a killed process (SIGKILL); only a power cut can drop the last commits
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        row = self._db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
+        try:
+            # autocommit mode: each put() is its own transaction, durable once it returns
+            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL survives a killed process (SIGKILL); only a power cut can drop the last commits
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
+        except sqlite3.DatabaseError as e:
+            raise UsageError(
+                f"--store {self.path}: cannot open it as a teacher cache ({e}); "
+                f"pass another --store or set ${CACHE_ENV}"
+            ) from None
         if row is None:
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
         elif row[0] != SCHEMA_VERSION:
-            raise RuntimeError(f"{self.path}: store schema {row[0]}, this lamini-lm reads {SCHEMA_VERSION}")
+            raise DataError(f"{self.path}: store schema {row[0]}, this lamini-lm reads {SCHEMA_VERSION}")
         self.host, self.pid = socket.gethostname(), os.getpid()
         self.owner = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:12]}"
 
@@ -129,6 +154,24 @@ class Store:
 
     def keys(self) -> set[str]:
         return {k for (k,) in self._db.execute("SELECT key FROM responses")}
+
+    def rows(self) -> Iterator[tuple[str, Response, float]]:
+        """Every stored ``(key, response, created)`` (created: seconds since the epoch), oldest first."""
+        for key, blob, created in self._db.execute("SELECT key, response, created FROM responses ORDER BY created"):
+            yield key, Response.from_dict(json.loads(blob)), created
+
+    def delete(self, keys: Iterable[str]) -> int:
+        """Remove the answers of ``keys``; returns how many were there."""
+        removed = 0
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for key in dict.fromkeys(keys):
+                removed += self._db.execute("DELETE FROM responses WHERE key = ?", (key,)).rowcount
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return removed
 
     def spent_usd(self) -> float:
         """Total cost of every stored answer (all runs that used this store)."""
