@@ -87,3 +87,16 @@ def test_manifest_file_is_plain_json(tmp_path):
     Manifest(stage="x").save(tmp_path)
     data = json.loads((tmp_path / MANIFEST_FILE).read_text())
     assert data["stage"] == "x" and "created" in data and "git_commit" in data
+
+
+def test_a_users_file_added_to_an_old_artifact_is_not_replaced_silently(tmp_path):
+    target = tmp_path / "out"
+    with artifact_output(target, "dedup") as tmp:
+        (tmp / "data.arrow").write_text("rows")
+        Manifest(stage="dedup").save(tmp)
+    assert read_manifest(target).files == ["data.arrow"]
+    (target / "notes.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match="notes.txt"):
+        check_output(target, "dedup")
+    assert (target / "notes.txt").read_text() == "mine"
+    check_output(target, "dedup", overwrite=True)  # asked for: allowed

@@ -256,6 +256,8 @@ class Manifest:
     reports: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # the top-level names the stage wrote (filled by artifact_output), so a user's file added later is noticed
+    files: list[str] = field(default_factory=list)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     lamini_lm_version: str = __version__
@@ -349,7 +351,13 @@ def check_output(
         return
     manifest = read_manifest(target)
     if manifest is not None and manifest.stage in stages:
-        return
+        added = sorted(p.name for p in target.iterdir() if p.name != MANIFEST_FILE and p.name not in manifest.files)
+        if not manifest.files or not added:  # (a manifest without a file list predates the list)
+            return
+        raise OutputExistsError(
+            f"{flag} {target}: a lamini-lm {manifest.stage!r} output, but {added[:3]} were added to it since; move "
+            f"them out, choose another {flag}, or pass --overwrite to replace it all"
+        )
     theirs = sorted(p.name for p in target.iterdir())[:3]
     what = (
         f"a lamini-lm {manifest.stage!r} output" if manifest is not None else f"files that are not its own ({theirs})"
@@ -373,6 +381,10 @@ def artifact_output(
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's folders are 0700; an artifact gets the mode mkdir would give
     try:
         yield tmp
+        manifest = read_manifest(tmp)
+        if manifest is not None:  # record what the stage wrote
+            manifest.files = sorted(p.name for p in tmp.iterdir() if p.name != MANIFEST_FILE)
+            manifest.save(tmp)
         replace_dir(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
