@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import hashlib
@@ -40,7 +41,7 @@ import os
 import random
 import sqlite3
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -214,20 +215,25 @@ class RatingStore:
         if not create and not self.path.is_file():
             raise FileNotFoundError(f"ratings database not found: {self.path} (rate first: lamini-lm rate ANSWERS)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            try:
+        try:
+            with self._connect() as db:
                 db.executescript(_SCHEMA)
-            except sqlite3.DatabaseError as e:
-                raise DataError(f"{self.path}: not a ratings database ({e})") from None
-            schema = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+                schema = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        except sqlite3.DatabaseError as e:
+            raise DataError(f"{self.path}: not a ratings database ({e})") from None
+        else:
             if schema is None or schema[0] != "lamini-lm rate 1":
                 raise DataError(f"{self.path}: not a lamini-lm ratings database (schema {schema})")
 
-    def _connect(self) -> sqlite3.Connection:
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # autocommit: each rating is on disk
-        db.execute("PRAGMA foreign_keys = ON")
-        db.execute("PRAGMA journal_mode = WAL")
-        return db
+        try:
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("PRAGMA journal_mode = WAL")
+            yield db
+        finally:
+            db.close()
 
     def add_items(self, items: Iterable[RateItem]) -> int:
         """Add answers (a restart re-adds the same ones: kept as they are); return how many were new. A different
@@ -370,7 +376,7 @@ def cohen_kappa(a: Sequence[str], b: Sequence[str], weights: str | None = None) 
     if not a:
         return None
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore")  # sklearn warns when kappa is undefined; None says so here
         return _undefined(cohen_kappa_score(list(a), list(b), labels=list(GRADES), weights=weights))
 
 

@@ -155,6 +155,7 @@ async function start(name) {
     $('who').textContent = d.rater;
     $('switch').hidden = false;
     $('login').hidden = true;
+    if (document.activeElement) document.activeElement.blur();  // keys now rate, not type
     showProgress(d);
     await show(d.pos);
   } catch (e) { showError(e); }
@@ -168,7 +169,6 @@ async function show(pos) {
     $('task').hidden = true; $('done').hidden = false; return;
   }
   const d = await api('/api/task', { rater: state.rater, pos });
-  showProgress(d);
   $('done').hidden = true; $('task').hidden = false;
   $('instruction').textContent = d.instruction;
   $('input').textContent = d.input || '';
@@ -181,6 +181,7 @@ async function show(pos) {
     b.classList.toggle('chosen', b.dataset.grade === d.grade);
     b.setAttribute('aria-pressed', b.dataset.grade === d.grade ? 'true' : 'false');
   }
+  showProgress(d);  // last: once the count changes, the page shows the new answer
 }
 
 async function rate(grade) {
@@ -188,7 +189,7 @@ async function rate(grade) {
   state.busy = true;
   try {
     const d = await api('/api/rate', { rater: state.rater, pos: state.pos, grade });
-    showProgress(d);
+    if (d.next >= d.total) showProgress(d);
     await show(d.next);
   } catch (e) { showError(e); } finally { state.busy = false; }
 }
