@@ -360,6 +360,15 @@ def rater_order(rater: str, units: Iterable[tuple[str, str]]) -> list[tuple[str,
 # ---------------------------------------------------------------------------------------------------- agreement
 
 
+def _extra(module: str, package: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UsageError(f"agreement statistics need {package}: pip install 'lamini-lm[rate]'") from None
+
+
 def _undefined(value: float) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
@@ -369,7 +378,7 @@ def cohen_kappa(a: Sequence[str], b: Sequence[str], weights: str | None = None) 
     ``None`` when undefined (both gave one and the same grade throughout, so chance agreement is 1)."""
     import warnings
 
-    from sklearn.metrics import cohen_kappa_score
+    cohen_kappa_score = _extra("sklearn.metrics", "scikit-learn").cohen_kappa_score
 
     if len(a) != len(b):
         raise ValueError(f"{len(a)} grades against {len(b)}")
@@ -385,8 +394,9 @@ def krippendorff_alpha(units: Mapping[Any, Mapping[str, str]], level: str = "nom
     (A < B < C < D); ``None`` when no answer has two ratings or all ratings are one grade."""
     import warnings
 
-    import krippendorff
     import numpy as np
+
+    krippendorff = _extra("krippendorff", "krippendorff")
 
     raters = sorted({r for g in units.values() for r in g})
     keys = [u for u, g in units.items() if len(g) >= 2]
