@@ -523,7 +523,7 @@ def render_report(stats: Mapping[str, Any], counts: Mapping[str, Mapping[str, in
         + ". Each answer was shown alone, with its instruction, the model's name hidden, in an order shuffled "
         "per rater, and graded on the rubric of the LaMini-LM paper:",
         "",
-        *[f"- **{g}**: {d};" for g, d in GRADE_DEFINITIONS.items()],
+        *[f"- **{g}**: {d}{'.' if g == GRADES[-1] else ';'}" for g, d in GRADE_DEFINITIONS.items()],
         "",
         "## Grades per model",
         "",
@@ -704,7 +704,13 @@ def run_rate_export(cfg: RateConfig) -> dict[str, Any]:
         }
     )
     with artifact_output(cfg.export, "rate", cfg.overwrite, flag="--export") as tmp:
-        datasets.Dataset.from_list(rows, features=features).save_to_disk(str(tmp / "ratings"))
+        bars = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()  # one small table: no bar
+        try:
+            datasets.Dataset.from_list(rows, features=features).save_to_disk(str(tmp / "ratings"))
+        finally:
+            if bars:
+                datasets.enable_progress_bars()
         plot_rubric(counts, tmp / "rubric.png", reference=cfg.reference, title="Human ratings (A best, D worst)")
         write_json({"counts": counts, **stats}, tmp / "agreement.json")
         write_text_atomic(tmp / "report.md", render_report(stats, counts))

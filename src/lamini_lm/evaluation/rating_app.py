@@ -66,8 +66,8 @@ def page_html() -> str:
 <body>
   <header>
     <h1>Rate the answers A-D</h1>
-    <p id="status"><span id="who"></span> <span id="progress"></span>
-      <button type="button" id="switch" hidden>change rater</button></p>
+    <p id="status" hidden>rater <strong id="who"></strong> &middot; <span id="progress"></span>
+      <button type="button" id="switch">change rater</button></p>
   </header>
   <section id="login">
     <form id="login-form">
@@ -153,7 +153,7 @@ async function start(name) {
     state.rater = d.rater;
     try { localStorage.setItem('lamini-rate-rater', d.rater); } catch (e) { /* private mode */ }
     $('who').textContent = d.rater;
-    $('switch').hidden = false;
+    $('status').hidden = false;
     $('login').hidden = true;
     if (document.activeElement) document.activeElement.blur();  // keys now rate, not type
     showProgress(d);
