@@ -471,7 +471,7 @@ def test_browser_page_shows_the_rubric_verbatim_in_a_screenshot(browser, tmp_pat
         shot = tmp_path / "rate.png"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
-        if os.environ.get("LAMINI_SCREENSHOT"):  # how docs/images/rate.png was made
+        if os.environ.get("LAMINI_SCREENSHOT"):  # keep the picture (LAMINI_SCREENSHOT=path)
             shutil.copy(shot, os.environ["LAMINI_SCREENSHOT"])
     finally:
         app.stop()

@@ -632,8 +632,11 @@ class RateConfig:
             self.answers = [self.answers]
         if isinstance(self.models, str):
             self.models = [self.models]
-        if not self.answers and not self.export:
-            raise UsageError("give the answers to rate (a judge folder or answers JSONL), or --export FOLDER")
+        if not self.answers and not self.export and not Path(self.db).is_file():
+            raise UsageError(
+                f"give the answers to rate (a judge folder or answers JSONL), or --export FOLDER ({self.db} does not "
+                "exist yet, so there is nothing to resume)"
+            )
         if self.models and len(self.models) != len(self.answers or []):
             raise UsageError(f"--models gives {len(self.models)} names for {len(self.answers or [])} answers files")
         self.token = self.token or os.environ.get(TOKEN_ENV) or None
@@ -674,6 +677,8 @@ def run_rate(cfg: RateConfig, ready=None) -> None:
     store = RatingStore(cfg.db)
     new = store.add_items(_load_inputs(cfg))
     units = store.units()
+    if not units:
+        raise UsageError(f"{cfg.db} holds no answers yet; give the answers to rate (a judge folder or answers JSONL)")
     logger.info("%d answers to rate (%d new) in %s", len(units), new, cfg.db)
     serve(store, cfg.host, cfg.port, token=cfg.token, ready=ready)
 
