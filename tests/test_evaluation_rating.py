@@ -207,6 +207,7 @@ def _cli(*args: str, cwd=None, env=None, timeout=120) -> subprocess.CompletedPro
         (["--host", "0.0.0.0"], "--host 0.0.0.0 serves the ratings beyond this machine; pass --allow_remote"),
         (["--host", "0.0.0.0", "--allow_remote"], "--allow_remote needs an access token"),
         (["--token", "short"], "--token must be at least 16 characters"),
+        (["--token", "a;b" * 8], "--token may hold letters, digits"),
         (["--models", "a", "b"], "--models gives 2 names for 1 answers files"),
         ([], "a.jsonl, line 1: field 'answer': missing"),
     ],

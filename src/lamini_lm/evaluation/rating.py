@@ -39,6 +39,7 @@ import logging
 import math
 import os
 import random
+import re
 import sqlite3
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -640,6 +641,8 @@ class RateConfig:
         if self.models and len(self.models) != len(self.answers or []):
             raise UsageError(f"--models gives {len(self.models)} names for {len(self.answers or [])} answers files")
         self.token = self.token or os.environ.get(TOKEN_ENV) or None
+        if self.token is not None and not re.fullmatch(r"[A-Za-z0-9._~-]+", self.token):
+            raise UsageError("--token may hold letters, digits and . _ ~ - only (it travels in a URL and a cookie)")
         if self.token is not None and len(self.token) < 16:
             raise UsageError(
                 "--token must be at least 16 characters (python -c 'import secrets; print(secrets.token_urlsafe())')"
