@@ -1,7 +1,7 @@
 """The paper's zero-shot benchmarks through lm-evaluation-harness, with the student's prompt wrapper.
 
-The paper evaluated with a fork of lm-eval that wrapped every context in the Alpaca template before the model saw
-it. Current lm-eval has no such switch, so :class:`lamini_lm.evaluation.lm.WrappedHFLM` is a thin subclass of
+The paper applies the student's prompt wrapper during evaluation as at inference (decoder-only students: Alpaca's
+no-input template). lm-eval has no such switch, so :class:`lamini_lm.evaluation.lm.WrappedHFLM` is a thin subclass of
 lm-eval's ``HFLM`` that rewrites each request's context with :func:`lamini_lm.prompts.wrap_instruction` and hands it on
 unchanged otherwise: tokenisation, batching, scoring and aggregation are lm-eval's own.
 
@@ -10,8 +10,8 @@ unchanged otherwise: tokenisation, batching, scoring and aggregation are lm-eval
 * encoder-decoder students (family ``seq2seq``): ``backend="seq2seq"``, raw context (the paper: they take the raw
   instruction, and were trained on it);
 * a family registered with :func:`lamini_lm.families.register_family`: its own backend and wrapper;
-* ``wrapper=False`` (``--no-wrapper``): raw contexts for every model, the way the paper's base-model baselines
-  (GPT-2, T5, LLaMA, ...) were scored.
+* ``wrapper=False`` (``--no-wrapper``): raw contexts for every model, for base models that were never trained on
+  a wrapper (GPT-2, T5, LLaMA, ...); the paper does not say how its base-model columns were prompted.
 
 Example:
     >>> from lamini_lm.evaluation import evaluate_model
@@ -63,7 +63,7 @@ class EvalConfig:
         default=True,
         metadata={
             "help": "wrap contexts as the student was trained (Alpaca for decoder-only, raw for "
-            "encoder-decoder); --no-wrapper scores raw contexts, as the paper's base-model baselines"
+            "encoder-decoder); --no-wrapper scores raw contexts, e.g. for base models"
         },
     )
     family: str = dataclasses.field(

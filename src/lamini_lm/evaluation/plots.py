@@ -1,4 +1,4 @@
-"""PNG plots: benchmark results beside the paper's averages, and rubric grades as stacked bars like the paper's.
+"""PNG plots: benchmark results beside the paper's numbers, and rubric grades as stacked bars like the paper's.
 
 Example:
     >>> from lamini_lm.evaluation import load_results
@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lamini_lm.paper import PAPER_AVERAGES, PAPER_RUBRIC
+from lamini_lm.paper import PAPER_AVERAGES, PAPER_RUBRIC, PAPER_SCORES, reference_models
 
 __all__ = ["GRADE_COLOURS", "plot_comparison", "plot_rubric", "reference_models"]
 
@@ -41,21 +41,23 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return path
 
 
-def _norm(name: str) -> str:
-    return "".join(ch for ch in name.lower() if ch.isalnum())
+_PAPER_HATCH = "////"
 
 
-def reference_models(labels: Sequence[str], reference: Sequence[str] | None, table: Mapping[str, Any]) -> list[str]:
-    """Which of the paper's models to draw: ``reference`` names (``"all"`` for every one), or by default the
-    paper models whose name appears in a compared label (``lamini-gpt-124m`` -> ``LaMini-GPT-124M``)."""
-    if reference and any(r.lower() == "all" for r in reference):
-        return list(table)
-    if reference:
-        unknown = [r for r in reference if r not in table]
-        if unknown:
-            raise ValueError(f"unknown paper model(s) {unknown}; known: {sorted(table)}")
-        return list(reference)
-    return [m for m in table if any(_norm(m) in _norm(label) for label in labels)]
+def _hbars(ax, names, values, colours, hatches, *, value_fmt="{:.1f}"):
+    """Horizontal bars top to bottom, each with its value written at its end (0 shows "0.0", missing "n/a")."""
+    ys = list(range(len(names)))[::-1]
+    for y, v, c, h in zip(ys, values, colours, hatches):
+        missing = v != v  # NaN
+        ax.barh(y, 0 if missing else v, 0.8, color=c, hatch=h, edgecolor="0.3" if h else "white", linewidth=0.5)
+        ax.text((0 if missing else v) + 1, y, "n/a" if missing else value_fmt.format(v), va="center", fontsize=7)
+    ax.set_xlim(0, 112)  # room for the value after a bar at 100
+    ax.set_ylim(-0.6, len(names) - 0.4)
+    ax.set_xticks([0, 25, 50, 75, 100])
+    ax.tick_params(axis="both", labelsize=7)
+    ax.grid(axis="x", color="0.9", linewidth=0.6)
+    ax.set_axisbelow(True)
+    return ys
 
 
 def plot_comparison(
@@ -64,40 +66,70 @@ def plot_comparison(
     labels: Sequence[str] | None = None,
     reference: Sequence[str] | None = None,
 ) -> Path:
-    """Per-task bars of each model (left) and their averages with the paper's averages as lines (right)."""
-    from lamini_lm.evaluation.results import results_frame
+    """One small chart per task (your models, then the paper's per-task numbers hatched), then the averages.
+
+    ``reference``: paper models to show (``"all"`` for every one; default: those a compared model's name matches,
+    see :func:`lamini_lm.paper.reference_models`). The averages chart compares like with like: when your models
+    scored fewer than the paper's 15 tasks, its title names the tasks and the paper's bars are the paper's
+    per-task numbers averaged over the same tasks; the paper's printed 15-task averages sit in a third chart of
+    their own, titled so.
+    """
+    import math
+
+    from lamini_lm.evaluation.results import PAPER_AVERAGE_ROW, PAPER_SUFFIX, _label, results_frame
 
     plt = _pyplot()
-    frame = results_frame(results_list, labels).drop(columns="metric")
-    models = list(frame.columns)
-    tasks = [t for t in frame.index if t != "Average"]
-    refs = reference_models(models, reference, PAPER_AVERAGES)
-    fig, (ax, ax_avg) = plt.subplots(
-        1,
-        2,
-        figsize=(min(14.0, 5 + 0.45 * len(tasks) * max(1, len(models)) ** 0.5), 4.8),
-        gridspec_kw={"width_ratios": [max(3, len(tasks)), max(3, len(models) + 2)]},
-    )
-    width = 0.8 / max(1, len(models))
-    for i, model in enumerate(models):
-        xs = [k + (i - (len(models) - 1) / 2) * width for k in range(len(tasks))]
-        ax.bar(xs, frame.loc[tasks, model].fillna(0), width, label=model)
-        ax_avg.bar(i, frame.loc["Average", model], 0.7, color=f"C{i}")
-        ax_avg.text(i, frame.loc["Average", model], f"{frame.loc['Average', model]:.1f}", ha="center", va="bottom")
-    ax.set_xticks(range(len(tasks)), tasks, rotation=45, ha="right")
-    ax.set_ylabel("score (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title("per task (paper's metric)")
-    ax.legend(fontsize="small")
-    for j, name in enumerate(refs):
-        value = PAPER_AVERAGES[name]
-        ax_avg.axhline(value, color="0.3", linestyle=(0, (3, 2 + j % 3)), linewidth=0.9)
-        ax_avg.text(len(models) - 0.5, value, f"{name} {value:.1f}", va="bottom", fontsize="x-small", color="0.3")
-    ax_avg.set_xticks(range(len(models)), models, rotation=45, ha="right")
-    ax_avg.set_xlim(-0.6, len(models) + 0.8)
-    ax_avg.set_ylim(0, 100)
-    ax_avg.set_title("average" + (" (lines: the paper)" if refs else ""))
-    fig.tight_layout()
+    labels = list(labels) if labels else [_label(r) for r in results_list]
+    names = labels + [str(r.get("model", "")) for r in results_list]
+    refs = reference_models(names, reference, PAPER_AVERAGES)
+    frame = results_frame(results_list, labels, refs)
+    what = frame.loc["Average", "metric"]
+    tasks = [t for t in frame.index if t not in ("Average", PAPER_AVERAGE_ROW)]
+    per_task_refs = [m for m in refs if m in PAPER_SCORES and any(t in PAPER_SCORES[m] for t in tasks)]
+
+    # yours in colour; the paper's grey and hatched (its LaMini students lighter than its other models)
+    palette = plt.get_cmap("tab10")
+    colour = {m: palette(i % palette.N) for i, m in enumerate(labels)}
+    hatch = dict.fromkeys(labels, "")
+    for m in refs:
+        colour[m + PAPER_SUFFIX] = "0.85" if m.startswith("LaMini-") else "0.65"
+        hatch[m + PAPER_SUFFIX] = _PAPER_HATCH
+
+    bar_models = labels + [m + PAPER_SUFFIX for m in per_task_refs]
+    avg_models = labels + [m + PAPER_SUFFIX for m in refs if not math.isnan(frame.loc["Average", m + PAPER_SUFFIX])]
+    apart = [m + PAPER_SUFFIX for m in refs] if PAPER_AVERAGE_ROW in frame.index else []
+
+    ncols = min(3, max(1, len(tasks)))
+    nrows = math.ceil(len(tasks) / ncols) if tasks else 0
+    task_h = 0.17 * len(bar_models) + 0.55
+    avg_h = [0.17 * len(avg_models) + 0.75] + ([0.17 * len(apart) + 0.75] if apart else [])
+    fig = plt.figure(figsize=(3.3 * ncols + 1.8, task_h * nrows + sum(avg_h) + 0.6), layout="constrained")
+    grid = fig.add_gridspec(nrows + len(avg_h), ncols, height_ratios=[task_h] * nrows + avg_h)
+    for k, task in enumerate(tasks):
+        ax = fig.add_subplot(grid[k // ncols, k % ncols])
+        ys = _hbars(
+            ax,
+            bar_models,
+            [frame.loc[task, m] for m in bar_models],
+            [colour[m] for m in bar_models],
+            [hatch[m] for m in bar_models],
+        )
+        ax.set_yticks(ys, bar_models if k % ncols == 0 else [""] * len(ys), fontsize=7)
+        metric = frame.loc[task, "metric"]
+        ax.set_title(f"{task} ({metric})" if metric else task, fontsize=8)
+
+    def averages(row, models, title):
+        ax = fig.add_subplot(grid[row, :])
+        values = [frame.loc["Average" if row == nrows else PAPER_AVERAGE_ROW, m] for m in models]
+        ys = _hbars(ax, models, values, [colour[m] for m in models], [hatch[m] for m in models])
+        ax.set_yticks(ys, models, fontsize=7)
+        ax.set_title(title, fontsize=8, loc="left")
+        ax.set_xlabel("score (%)", fontsize=7)
+
+    averages(nrows, avg_models, what + ("" if not refs else "; hatched: the paper's numbers on the same tasks"))
+    if apart:
+        averages(nrows + 1, apart, "the paper's printed averages over all 15 tasks (not the tasks above)")
+    fig.suptitle("zero-shot scores, the paper's metric per task (%)", fontsize=9)
     out = _save(fig, path)
     plt.close(fig)
     return out

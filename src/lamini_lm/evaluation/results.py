@@ -3,11 +3,14 @@
 A results file (``results.json``) is what :func:`lamini_lm.evaluation.evaluate_model` returns::
 
     {"model": "runs/lamini-gpt-124m", "family": "causal", "wrapper": true, "average": 0.512,
+     "average_tasks": ["sciq", ...], "average_label": "average of 2/15 tasks: sciq, rte",
      "tasks": {"sciq": {"metric": "acc_norm", "value": 0.83, "stderr": 0.012, "n": 1000,
                         "dataset": "allenai/sciq", "dataset_config": null, "split": "test"}, ...},
      "lm_eval": {... lm-eval's own results, configs, versions and n-samples ...}}
 
-Values are fractions, as lm-eval reports them; tables show percentages, as the paper does.
+Values are fractions, as lm-eval reports them; tables show percentages, as the paper does. ``average`` is the
+unweighted mean of the tasks that were scored (``average_tasks``); it is the paper's average only when those are
+the paper's 15, and ``average_label`` says which it is wherever the number is shown.
 
 Example:
     >>> from lamini_lm.evaluation import load_results, format_table
@@ -28,10 +31,12 @@ from typing import Any
 from lamini_lm import __version__
 from lamini_lm.families import get_family, list_families
 from lamini_lm.io import write_text_atomic
-from lamini_lm.paper import PAPER_TASKS, paper_metric, paper_task
+from lamini_lm.paper import PAPER_AVERAGES, PAPER_SCORES, PAPER_TASKS, paper_average, paper_metric, paper_task
 from lamini_lm.prompts import PROMPT_HASHES
 
 __all__ = [
+    "average_label",
+    "averaged_tasks",
     "eval_results_for_card",
     "format_table",
     "load_results",
@@ -131,13 +136,15 @@ def summarize(
             # the paper's 15 are all scored as lm-eval multiple choice (ReCoRD's f1 included)
             "output_type": config.get("output_type") or ("multiple_choice" if paper else None),
         }
-    scored = [t["value"] for t in tasks.values() if t["value"] is not None]
+    scored = _paper_order([t for t, r in tasks.items() if r["value"] is not None])
     summary = {
         "model": model,
         "family": family,
         "wrapper": wrapper,
         "prompt_hash": _wrapper_hash(family) if wrapper else None,
-        "average": sum(scored) / len(scored) if scored else None,
+        "average": sum(tasks[t]["value"] for t in scored) / len(scored) if scored else None,
+        "average_tasks": scored,
+        "average_label": average_label(scored),
         "tasks": tasks,
         "lamini_lm_version": __version__,
         "lm_eval": {k: raw[k] for k in _LM_EVAL_KEYS if k in raw},
@@ -145,6 +152,46 @@ def summarize(
     if raw.get("samples"):  # log_samples=True: every request and the model's answer, per task
         summary["samples"] = raw["samples"]
     return summary
+
+
+_PAPER_ORDER = {t.task: i for i, t in enumerate(PAPER_TASKS)}
+
+
+def _paper_order(tasks) -> list[str]:
+    return sorted(tasks, key=lambda t: (_PAPER_ORDER.get(t, len(_PAPER_ORDER)), t))
+
+
+def average_label(tasks: Sequence[str]) -> str:
+    """What an average over ``tasks`` is, in words: ``"average of the paper's 15 tasks"`` only when it is;
+    otherwise how many of the 15 it covers and which tasks, e.g. ``"average of 3/15 tasks: sciq, rte, wic"``.
+
+    Example:
+        >>> average_label(["sciq", "rte"])
+        'average of 2/15 tasks: sciq, rte'
+        >>> print(average_label(["demo_sciq"]))
+        average of 1 task, none of the paper's 15: demo_sciq
+    """
+    tasks = _paper_order(tasks)
+    paper = [t for t in tasks if t in _PAPER_ORDER]
+    if not tasks:
+        return "no task scored"
+    if len(tasks) == len(paper) == len(_PAPER_ORDER):
+        return "average of the paper's 15 tasks"
+    names = ", ".join(tasks)
+    if len(paper) == len(tasks):
+        return f"average of {len(tasks)}/15 tasks: {names}"
+    count = f"{len(tasks)} task" + ("s" if len(tasks) != 1 else "")
+    if not paper:
+        return f"average of {count}, none of the paper's 15: {names}"
+    return f"average of {count}, {len(paper)} of them the paper's: {names}"
+
+
+def averaged_tasks(results: Mapping[str, Any]) -> list[str]:
+    """The tasks ``results["average"]`` is the mean of (for files written before ``average_tasks``: every task
+    with a value)."""
+    if results.get("average_tasks") is not None:
+        return list(results["average_tasks"])
+    return _paper_order([t for t, r in results["tasks"].items() if r.get("value") is not None])
 
 
 def _json_default(obj):
@@ -201,31 +248,73 @@ def _label(results: Mapping[str, Any]) -> str:
     return Path(model.rstrip("/")).name or model
 
 
-def results_frame(results_list: Sequence[Mapping[str, Any]], labels: Sequence[str] | None = None):
-    """A ``pandas.DataFrame``: one row per task (paper order first) plus ``Average``, one column per model, in %."""
+PAPER_SUFFIX = " (paper)"
+PAPER_AVERAGE_ROW = "Average (paper, 15 tasks)"
+
+
+def results_frame(
+    results_list: Sequence[Mapping[str, Any]],
+    labels: Sequence[str] | None = None,
+    reference: Sequence[str] | None = None,
+):
+    """A ``pandas.DataFrame`` in %: one row per task (paper order first) plus ``Average``, one column per model.
+
+    ``reference`` names paper models (keys of ``PAPER_AVERAGES``) shown as columns ``"<name> (paper)"`` beside
+    yours: the paper's per-task numbers where it has them (``PAPER_SCORES``), and in the ``Average`` row the
+    paper's average *over the same tasks as yours*: its printed one only when you scored all 15, else the mean of
+    its per-task numbers over your tasks (blank for models without per-task numbers). When yours covers fewer
+    than the 15, a row ``Average (paper, 15 tasks)`` shows the printed averages, apart. The ``metric`` column of
+    the ``Average`` row says what the average covers (:func:`average_label`).
+    """
     import pandas as pd
 
     labels = list(labels) if labels else [_label(r) for r in results_list]
-    order = [t.task for t in PAPER_TASKS]
-    seen = {t for r in results_list for t in r["tasks"]}
-    rows = [t for t in order if t in seen] + sorted(seen - set(order))
+    reference = list(reference or [])
+    unknown = [m for m in reference if m not in PAPER_AVERAGES]
+    if unknown:
+        raise ValueError(f"unknown paper model(s) {unknown}; known: {sorted(PAPER_AVERAGES)}")
+    rows = _paper_order({t for r in results_list for t in r["tasks"]})
+    coverage = [averaged_tasks(r) for r in results_list]
+    shared = coverage[0] if coverage and all(c == coverage[0] for c in coverage) else None
+    if shared is not None:
+        what = average_label(shared)
+    else:
+        what = "average of each model's own tasks: " + "; ".join(
+            f"{label} {len(c)}" + ("/15" if all(t in _PAPER_ORDER for t in c) else "")
+            for label, c in zip(labels, coverage)
+        )
+    full = shared is not None and set(shared) == set(_PAPER_ORDER)
+    index = [*rows, "Average"] + ([PAPER_AVERAGE_ROW] if reference and not full else [])
     data = {}
     for label, r in zip(labels, results_list):
         col = {
-            t: (100 * r["tasks"][t]["value"] if t in r["tasks"] and r["tasks"][t]["value"] is not None else math.nan)
+            t: 100 * r["tasks"][t]["value"] if r["tasks"].get(t, {}).get("value") is not None else math.nan
             for t in rows
         }
         col["Average"] = 100 * r["average"] if r.get("average") is not None else math.nan
         data[label] = col
-    frame = pd.DataFrame(data, index=[*rows, "Average"])
+    for name in reference:
+        col = {t: PAPER_SCORES.get(name, {}).get(t, math.nan) for t in rows}
+        same = paper_average(name, shared) if shared is not None else None
+        col["Average"] = math.nan if same is None else same
+        col[PAPER_AVERAGE_ROW] = PAPER_AVERAGES[name]
+        data[name + PAPER_SUFFIX] = col
+    frame = pd.DataFrame(data, index=index)
     metric_of = {t: next((r["tasks"][t]["metric"] for r in results_list if t in r["tasks"]), "") for t in rows}
+    metric_of["Average"] = what
+    metric_of[PAPER_AVERAGE_ROW] = "the printed averages: not over the tasks above"
     frame.insert(0, "metric", [metric_of.get(t, "") for t in frame.index])
     return frame
 
 
-def format_table(results_list: Sequence[Mapping[str, Any]], labels: Sequence[str] | None = None) -> str:
-    """A Markdown table of tasks x models, in percent with one decimal, the paper's way."""
-    frame = results_frame(results_list, labels)
+def format_table(
+    results_list: Sequence[Mapping[str, Any]],
+    labels: Sequence[str] | None = None,
+    reference: Sequence[str] | None = None,
+) -> str:
+    """A Markdown table of tasks x models, in percent with one decimal, the paper's way (``reference``: paper
+    models as extra columns, see :func:`results_frame`)."""
+    frame = results_frame(results_list, labels, reference)
     header = ["task", *frame.columns]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + " |"]
     for task, row in frame.iterrows():
