@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -110,9 +111,12 @@ class InstructionArgs:
 class ResponseArgs:
     """What to answer."""
 
-    input: str = field(
+    input: list[str] = field(
         default=None,
-        metadata={"required": True, "help": "instructions: JSONL/JSON/CSV/parquet file or dataset folder"},
+        metadata={
+            "required": True,
+            "help": "instructions: JSONL/JSON/CSV/parquet files or dataset folders (several are answered together)",
+        },
     )
     instruction_source: str | None = field(
         default=None, metadata={"help": "instruction_source for rows without one (e.g. alpaca)"}
@@ -120,6 +124,8 @@ class ResponseArgs:
 
     def __post_init__(self) -> None:
         check_required(self)
+        if isinstance(self.input, (str, os.PathLike)):
+            self.input = [str(self.input)]
         if self.instruction_source is not None:
             try:
                 InstructionSource.parse(self.instruction_source)
@@ -286,6 +292,20 @@ def run_generate_instructions(
     return ds, manifest
 
 
+def _instruction_tables(paths: Sequence[str]) -> datasets.Dataset:
+    """The rows of every input, in order, over the union of their columns (each needs ``instruction``)."""
+    import datasets
+
+    from lamini_lm.io import load_table
+
+    tables = [load_table(p, required=["instruction"]) for p in paths]
+    if len(tables) == 1:
+        return tables[0]
+    columns = list(dict.fromkeys(c for t in tables for c in t.column_names))
+    rows = {c: [v for t in tables for v in (t[c][:] if c in t.column_names else [None] * len(t))] for c in columns}
+    return datasets.Dataset.from_dict(rows)
+
+
 def run_generate_responses(
     task: ResponseArgs,
     output: OutputArgs,
@@ -303,7 +323,7 @@ def run_generate_responses(
     as_endpoints(teacher)
     check_output(output.output, RESPONSES_STAGE, output.overwrite)
     ds, report = generate_responses(
-        task.input,
+        _instruction_tables(task.input),
         config=teacher,
         store=output.store_path(),
         instruction_source=task.instruction_source,
@@ -321,7 +341,7 @@ def run_generate_responses(
         stage=RESPONSES_STAGE,
         output=output,
         config={"responses": task, "output": output, "teacher": _teacher_config(teacher)},
-        inputs=[describe_input(task.input, role="input")],
+        inputs=[describe_input(path, role="input") for path in task.input],
         prompt_hashes={name: version},
         model_column="teacher_model",
         start=start,
