@@ -51,6 +51,14 @@ def check_source(value: str, kind: str, flag: str, timeout: float = 5.0) -> str:
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
 
     if constants.is_offline_mode():
+        if kind == "model":
+            from huggingface_hub import try_to_load_from_cache
+
+            if not isinstance(try_to_load_from_cache(value, "config.json"), str):
+                raise UsageError(
+                    f"{flag} {value}: no such local folder, and not in the Hub cache (HF_HUB_OFFLINE is set); "
+                    f"give {_LOCAL_HINT['model']} or download it first"
+                )
         return "hub"  # the cache decides; the loader's own error says what is missing
     local = _LOCAL_HINT.get(kind, "a local path")
     try:
