@@ -21,7 +21,7 @@ from pathlib import Path
 from lamini_lm.artifacts import is_hub_id
 from lamini_lm.errors import OfflineError, UsageError
 
-__all__ = ["check_source", "looks_like_path"]
+__all__ = ["check_source", "is_offline", "looks_like_path"]
 
 _DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".tsv", ".arrow", ".txt", ".yaml", ".yml")
 _LOCAL_HINT = {
@@ -50,7 +50,7 @@ def check_source(value: str, kind: str, flag: str, timeout: float = 5.0) -> str:
     from huggingface_hub import HfApi, constants
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
 
-    if constants.is_offline_mode():
+    if is_offline():
         if kind == "model":
             from huggingface_hub import try_to_load_from_cache
 
@@ -80,6 +80,14 @@ def check_source(value: str, kind: str, flag: str, timeout: float = 5.0) -> str:
             raise OfflineError(_offline_message(value, kind, flag, e)) from None
         raise
     return "hub"
+
+
+def is_offline() -> bool:
+    """huggingface_hub's offline mode, or ``HF_HUB_OFFLINE`` set after it was imported (the user's intent)."""
+    from huggingface_hub import constants
+
+    env = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return constants.is_offline_mode() or env.strip().lower() in ("1", "true", "yes", "on")
 
 
 def _offline_message(value: str, kind: str, flag: str, error: Exception) -> str:

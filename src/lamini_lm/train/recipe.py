@@ -121,9 +121,9 @@ class Recipe:
     def build(self):
         """Load tokenizer, model and data; return the family's Trainer (also kept as ``self.trainer``)."""
         cfg = self.config
+        train, evals = load_instruction_splits(cfg)  # first: a wrong dataset costs no model download
         tokenizer = self.load_tokenizer()
         model = self.load_model()
-        train, evals = load_instruction_splits(cfg)
         with cfg.main_process_first(desc="tokenise"):
             train = tokenize_dataset(train, tokenizer, self.family.name, cfg, desc="tokenise train")
             if evals is not None:
