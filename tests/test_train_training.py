@@ -332,7 +332,8 @@ def test_two_process_run_records_world_size_and_effective_batch(tiny_t5, tmp_pat
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in ROWS * 4))
     out = tmp_path / "out"
-    accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2"]
+    # accelerate launch --cpu runs one process; --multi_gpu on a machine without GPUs runs DDP over gloo on CPU
+    accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
     accelerate += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     cmd = [*accelerate, "-m", "lamini_lm.train.cli", "lamini-flan-t5-77m", "--model_name_or_path", str(model)]
     cmd += ["--dataset_name", str(data), "--output_dir", str(out), "--max_steps", "2", "--eval_split_size", "0"]

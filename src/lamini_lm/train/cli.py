@@ -3,7 +3,7 @@
 Usage:
     lamini-lm train recipes/lamini-flan-t5-248m.yaml --output_dir runs/flan-t5-248m
     lamini-lm train lamini-gpt-124m --output_dir runs/gpt --per_device_train_batch_size 8
-    accelerate launch --num_processes 2 -m lamini_lm.train.cli lamini-flan-t5-77m --output_dir runs/t5
+    accelerate launch --multi_gpu --num_processes 2 -m lamini_lm.train.cli lamini-flan-t5-77m --output_dir runs/t5
 
 Re-running the same command after a stop (or Ctrl-C) continues from this run's last checkpoint in ``output_dir``;
 the run's record is ``output_dir/lamini_lm.json``.

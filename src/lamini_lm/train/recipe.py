@@ -431,7 +431,7 @@ def merge_lora(adapter_dir: str | os.PathLike, output_dir: str | os.PathLike, mo
 TRAIN_EXAMPLES = """\
   lamini-lm train lamini-flan-t5-77m --output_dir runs/flan-t5-77m
   lamini-lm train recipes/lamini-gpt-124m.yaml --dataset_name data/clean.jsonl --per_device_train_batch_size 8
-  accelerate launch --num_processes 2 -m lamini_lm.train.cli lamini-flan-t5-77m --output_dir runs/t5
+  accelerate launch --multi_gpu --num_processes 2 -m lamini_lm.train.cli lamini-flan-t5-77m --output_dir runs/t5
 Re-running the same command after a stop (or Ctrl-C) continues from this run's last checkpoint."""
 
 
