@@ -7,11 +7,9 @@ Files are opened through ``datasets``' ``xopen``, so the same code reads a local
 
 from __future__ import annotations
 
-import csv
 import glob
 import hashlib
 import io
-import json
 import logging
 import os
 import random
@@ -20,6 +18,8 @@ from importlib import resources
 from typing import Any
 
 import lamini_lm
+from lamini_lm.errors import DataFileError
+from lamini_lm.io import SUPPORTED_EXTENSIONS, field_value, iter_records, open_source
 
 logger = logging.getLogger(__name__)
 
@@ -35,107 +35,6 @@ __all__ = [
     "open_source",
     "source_files",
 ]
-
-# What iter_records can read; anything else in a data_dir is ignored.
-SUPPORTED_EXTENSIONS = (".jsonl", ".json", ".parquet", ".csv", ".tsv")
-
-
-class DataFileError(ValueError):
-    """A row that cannot be used: the message names the file, the line (or row) and the field."""
-
-    def __init__(self, path: str, line: int | None, field: str | None, problem: str, unit: str = "line"):
-        self.path, self.line, self.field, self.problem = str(path), line, field, problem
-        where = self.path if line is None else f"{self.path}, {unit} {line}"
-        what = f"field {field!r}: " if field else ""
-        super().__init__(f"{where}: {what}{problem}")
-
-
-def open_source(path: str, mode: str = "r"):
-    """Open a local path, ``hf://`` path or URL (text mode is UTF-8), in download and in streaming mode alike."""
-    from datasets.utils.file_utils import xopen
-
-    if "b" in mode:
-        return xopen(path, mode)
-    return xopen(path, mode, encoding="utf-8")
-
-
-def iter_records(path: str, columns: Sequence[str] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line, row)`` for each row of a ``.jsonl``/``.json``/``.parquet``/``.csv``/``.tsv`` file.
-
-    ``line`` is 1-based: the text line for JSON Lines and CSV (after the header), the item for a JSON array, the
-    row for parquet. A line that is not valid JSON or not an object raises :class:`DataFileError`.
-    Memory stays flat: JSON Lines, CSV and parquet are read incrementally (parquet by record batch).
-    """
-    name = str(path).lower().removesuffix(".gz")
-    if name.endswith(".parquet"):
-        yield from _iter_parquet(path, columns)
-    elif name.endswith((".csv", ".tsv")):
-        with open_source(path) as f:
-            reader = csv.DictReader(f, delimiter="\t" if name.endswith(".tsv") else ",")
-            for i, row in enumerate(reader, start=2):  # line 1 is the header
-                yield i, row
-    elif name.endswith(".json") and _starts_with_bracket(path):
-        # A JSON array (Alpaca's alpaca_data.json): parsed whole; such files are tens of MB, not GB.
-        with open_source(path) as f:
-            try:
-                items = json.load(f)
-            except json.JSONDecodeError as e:
-                raise DataFileError(path, e.lineno, None, f"not valid JSON ({e.msg})") from None
-        for i, item in enumerate(items, start=1):
-            if not isinstance(item, dict):
-                raise DataFileError(path, i, None, f"expected a JSON object, got {type(item).__name__}")
-            yield i, item
-    else:  # JSON Lines (.jsonl, or .json with one object per line)
-        with open_source(path) as f:
-            for i, text in enumerate(f, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    item = json.loads(text)
-                except json.JSONDecodeError as e:
-                    raise DataFileError(path, i, None, f"not valid JSON ({e.msg} at column {e.colno})") from None
-                if not isinstance(item, dict):
-                    raise DataFileError(path, i, None, f"expected a JSON object, got {type(item).__name__}")
-                yield i, item
-
-
-def _starts_with_bracket(path: str) -> bool:
-    with open_source(path) as f:
-        head = f.read(256).lstrip()
-    return head.startswith("[")
-
-
-def _iter_parquet(path: str, columns: Sequence[str] | None) -> Iterator[tuple[int, dict[str, Any]]]:
-    import pyarrow.parquet as pq
-
-    with open_source(path, "rb") as f:
-        pf = pq.ParquetFile(f)
-        names = pf.schema_arrow.names
-        if columns is not None:
-            missing = [c for c in columns if c not in names]
-            if missing:
-                raise DataFileError(path, None, missing[0], f"column missing (the file has {names})")
-        line = 0
-        for batch in pf.iter_batches(batch_size=4096, columns=list(columns) if columns else None):
-            for row in batch.to_pylist():
-                line += 1
-                yield line, row
-
-
-def field_value(
-    row: dict[str, Any], name: str, path: str, line: int, kind: type | tuple = str, optional=False, unit="line"
-):
-    """``row[name]``, checked: a missing field or a value of the wrong type raises :class:`DataFileError`."""
-    if name not in row or (row[name] is None and not optional):
-        problem = "is null" if name in row else f"missing (the row has {sorted(row)})"
-        raise DataFileError(path, line, name, problem, unit)
-    value = row[name]
-    if value is None:
-        return None
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise DataFileError(path, line, name, f"expected {want}, got {type(value).__name__} {value!r:.60}", unit)
-    return value
 
 
 def inputs_fingerprint(paths: Sequence[str], extra: str = "") -> str:

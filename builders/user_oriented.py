@@ -23,6 +23,8 @@ from typing import Any
 import datasets
 from datasets.builder import Key
 
+from lamini_lm.errors import OfflineError
+
 from ._io import card_description, iter_records
 
 __all__ = ["DEFAULT_URL", "UserOriented", "load_user_oriented", "user_prompt"]
@@ -112,9 +114,19 @@ def load_user_oriented(
         for f in data_files:
             if not os.path.exists(f):
                 raise FileNotFoundError(f"user-oriented instructions file not found: {f}")
+    elif datasets.config.HF_HUB_OFFLINE or os.environ.get("HF_DATASETS_OFFLINE") == "1":
+        raise OfflineError(
+            f"offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE): the public user-oriented instructions come from "
+            f"{DEFAULT_URL}; pass a local copy with --instructions FILE.jsonl"
+        )
     builder = UserOriented(data_files=data_files, cache_dir=cache_dir)
     try:
         builder.download_and_prepare()
+    except ConnectionError as e:
+        raise OfflineError(
+            f"cannot download the user-oriented instructions ({type(e).__name__}); pass a local copy with "
+            "--instructions FILE.jsonl"
+        ) from None
     except datasets.exceptions.DatasetGenerationError as e:
         # datasets hides a bad row behind a generic message: surface the one naming file, row and field.
         if isinstance(e.__cause__, ValueError):

@@ -23,6 +23,8 @@ from typing import Any
 
 import datasets
 
+from lamini_lm.paper import TOPIC_RULE, TopicRule, is_paper_topic
+
 from ._base import SourceBuilder
 from ._io import DataFileError, field_value, iter_records, open_source
 
@@ -39,22 +41,26 @@ _UNESCAPE = re.compile(r"\\(.)")
 @dataclass
 class TopicFilterConfig(datasets.BuilderConfig):
     """Args:
-    filter_topics: apply the topic filter; the thresholds below are the paper's.
-    max_words: keep names with at most this many words (the paper: fewer than three).
-    min_subcategories: keep categories with at least this many subcategories (the paper: more than 10).
-    min_pages: keep categories with at least this many pages (the paper: more than 50).
+    filter_topics: apply the paper's topic filter (:data:`lamini_lm.paper.TOPIC_RULE`); the thresholds below are
+        the paper's, all strict.
+    words_below: keep names of fewer than this many words (the paper: fewer than three).
+    subcategories_above: keep categories with more than this many subcategories (the paper: more than 10).
+    pages_above: keep categories with more than this many pages (the paper: more than 50).
     """
 
     filter_topics: bool = False
-    max_words: int = 2
-    min_subcategories: int = 11
-    min_pages: int = 51
+    words_below: int = TOPIC_RULE.words_below
+    subcategories_above: int = TOPIC_RULE.subcategories_above
+    pages_above: int = TOPIC_RULE.pages_above
+
+    @property
+    def rule(self) -> TopicRule:
+        return TopicRule(self.words_below, self.subcategories_above, self.pages_above)
 
 
 def is_topic(name: str, subcategories: int, pages: int, config: TopicFilterConfig | None = None) -> bool:
-    """LaMini-LM's topic filter: fewer than three words, more than 10 subcategories, more than 50 pages."""
-    cfg = config or TopicFilterConfig(name="topics")
-    return len(name.split()) <= cfg.max_words and subcategories >= cfg.min_subcategories and pages >= cfg.min_pages
+    """LaMini-LM's topic filter (:func:`lamini_lm.paper.is_paper_topic`), with ``config``'s thresholds if given."""
+    return is_paper_topic(name, subcategories, pages, config.rule if config is not None else TOPIC_RULE)
 
 
 class WikipediaCategories(SourceBuilder):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
+from lamini_lm.artifacts import read_manifest
 from lamini_lm.evaluation.judge import (
     GRADE_DEFINITIONS,
     JUDGE_TEMPLATE,
@@ -185,3 +188,37 @@ def test_judge_end_to_end_against_a_real_server(teacher_server, tiny_gpt2, user_
     assert main(argv) == 0
     assert [json.loads(line) for line in (out / "judgements.jsonl").read_text().splitlines()] == judgements
     assert teacher_server.log_path.stat().st_size == log_size
+    manifest = read_manifest(out)
+    assert manifest.stage == "judge" and manifest.extra["counts"] == summary["counts"]
+    assert manifest.input("model")["path"] == str(tiny_gpt2)
+
+
+def _judge_cli(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "lamini_lm.cli", "judge", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.integration
+def test_judge_offline_without_instructions_names_the_local_option(tiny_gpt2, tmp_path):
+    proc = _judge_cli(str(tiny_gpt2), "--output_dir", str(tmp_path / "j"), "--base_url", "http://127.0.0.1:9/v1")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("lamini-lm judge: error: offline")
+    assert "--instructions" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.integration
+def test_judge_refuses_a_folder_holding_a_users_files(tmp_path, user_file):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text('{"id": "1", "prompt": "Name a colour.", "answer": "Red."}\n')
+    proc = _judge_cli("--answers", str(answers), "--output_dir", str(out), "--base_url", "http://127.0.0.1:9/v1")
+    assert proc.returncode == 2, proc.stderr
+    assert "notes.txt" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert (out / "notes.txt").read_text() == "keep me" and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_judge_needs_a_student_or_answers():
+    proc = _judge_cli("--base_url", "http://127.0.0.1:9/v1")
+    assert proc.returncode == 2 and "give a student" in proc.stderr and "Traceback" not in proc.stderr

@@ -107,7 +107,7 @@ def test_compare_prints_and_plots_with_paper_reference(tmp_path, capsys):
     assert table.read_text().splitlines()[0] == "task,metric,lamini-gpt-124m,gpt2"
 
     from lamini_lm.evaluation.plots import reference_models
-    from lamini_lm.evaluation.tasks import PAPER_AVERAGES
+    from lamini_lm.paper import PAPER_AVERAGES
 
     assert reference_models(["lamini-gpt-124m", "gpt2"], None, PAPER_AVERAGES) == ["LaMini-GPT-124M"]
     with pytest.raises(ValueError, match="LaMini-GPT-9B"):

@@ -133,7 +133,7 @@ def test_generate_responses_keeps_provenance_and_failures(tmp_path):
 def test_inputs_with_bad_rows_name_the_file_and_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"instruction": "ok"}\n{not json\n')
-    with pytest.raises(ValueError, match=r"bad.jsonl:2"):
+    with pytest.raises(ValueError, match=r"bad.jsonl, line 2"):
         generate_responses(bad, config=cfg("http://127.0.0.1:9/v1"), store=tmp_path / "s.sqlite")
     nocol = tmp_path / "nocol.jsonl"
     nocol.write_text('{"text": "x"}\n')

@@ -58,7 +58,7 @@ def test_unknown_key_and_family_are_clear_errors(tmp_path):
     with pytest.raises(ConfigError, match="learning_rat"):
         load_recipe(str(bad))
     bad.write_text("family: prefix-lm\nmodel_name_or_path: x\n")
-    with pytest.raises(ValueError, match="unknown recipe family 'prefix-lm'"):
+    with pytest.raises(ValueError, match="unknown model family 'prefix-lm'; known: causal, seq2seq"):
         load_recipe(str(bad))
 
 
@@ -73,11 +73,18 @@ def test_qlora_without_bitsandbytes_says_so(tiny_gpt2):
         recipe.load_model()
 
 
-def test_rouge_module_loads_offline():
-    from lamini_lm.train import load_rouge
+def test_training_rouge_l_is_rouge_scores():
+    """The training metric is the library's one ROUGE-L, and equals Google's rouge-score pair by pair."""
+    from rouge_score import rouge_scorer
 
-    scores = load_rouge().compute(predictions=["the cat sat"], references=["the cat sat"])
-    assert scores["rougeL"] == pytest.approx(1.0)
+    from lamini_lm.train import mean_rouge_l
+
+    preds = ["the cat sat on the mat", "Red, yellow and blue.", "", "Paris"]
+    refs = ["a cat sat on a mat", "Red, blue and yellow.", "nothing", "Paris is the capital of France"]
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    expected = sum(scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(preds, refs)) / len(preds)
+    assert mean_rouge_l(preds, refs) == pytest.approx(expected)
+    assert mean_rouge_l(["the cat sat"], ["the cat sat"]) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("name", ["deepspeed_zero2", "deepspeed_zero3", "fsdp", "multi_gpu"])

@@ -238,7 +238,13 @@ class StageParser:
                     self.parser.error(f"one config file at most, got {config_file} and {token}")
                 config_file = str(resolved or token)
             elif len(positional) < len(self.positionals):
-                positional[self.positionals[len(positional)]] = token
+                name = self.positionals[len(positional)]
+                if self._is_list(name):  # a list positional takes every remaining bare argument
+                    positional.setdefault(name, []).append(token)
+                else:
+                    positional[name] = token
+            elif self.positionals and self._is_list(self.positionals[-1]):
+                positional[self.positionals[-1]].append(token)
             else:
                 self.parser.error(f"unexpected argument {token!r}")
         if config_file is not None:
@@ -270,6 +276,10 @@ class StageParser:
             outputs.append(dtype(**{k: v for k, v in vars(namespace).items() if k in keys}))
             check_required(outputs[-1])
         return tuple(outputs)
+
+    def _is_list(self, name: str) -> bool:
+        tp = _base_type(typing.get_type_hints(self._owner(name)).get(name))
+        return tp is list or typing.get_origin(tp) is list
 
     def _owner(self, name: str) -> type:
         return next(t for t in self.dataclass_types if any(f.name == name for f in dataclasses.fields(t)))

@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["DataError", "LaminiError", "OfflineError", "OutputExistsError", "UsageError"]
+__all__ = ["DataError", "DataFileError", "LaminiError", "OfflineError", "OutputExistsError", "UsageError"]
 
 
 class LaminiError(Exception):
@@ -41,3 +41,13 @@ class OfflineError(LaminiError, ConnectionError):
     """The Hub or the teacher cannot be reached; the message names the local alternative (exit 1)."""
 
     exit_code = 1
+
+
+class DataFileError(DataError):
+    """A row that cannot be used: the message names the file, the line (or row) and the field."""
+
+    def __init__(self, path: str, line: int | None, field: str | None, problem: str, unit: str = "line"):
+        self.path, self.line, self.field, self.problem = str(path), line, field, problem
+        where = self.path if line is None else f"{self.path}, {unit} {line}"
+        what = f"field {field!r}: " if field else ""
+        super().__init__(f"{where}: {what}{problem}")

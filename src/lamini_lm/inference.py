@@ -2,7 +2,7 @@
 
 Encoder-decoder students take the raw instruction; decoder-only students take Alpaca's no-input template
 (:data:`lamini_lm.prompts.ALPACA_WRAPPER`) and only the text after ``### Response:`` is their answer. The family
-is read from ``config.is_encoder_decoder``, so a user never has to know it.
+(:mod:`lamini_lm.families`) is detected from the model's config, so a user never has to know it.
 
 Example:
     >>> import lamini_lm
@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from typing import Any, overload
 
-from lamini_lm.prompts import detect_family, wrap_instruction
+from lamini_lm.families import detect_family, get_family
 
 __all__ = ["generate", "load_student"]
 
@@ -28,10 +28,11 @@ RESPONSE_MARKER = "### Response:"
 
 def load_student(model: str | os.PathLike, **from_pretrained_kwargs):
     """``(model, tokenizer)`` for a local folder or Hub id, with the Auto class its config calls for."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    import transformers
+    from transformers import AutoConfig, AutoTokenizer
 
     config = AutoConfig.from_pretrained(str(model))
-    auto = AutoModelForSeq2SeqLM if detect_family(config) == "seq2seq" else AutoModelForCausalLM
+    auto = getattr(transformers, detect_family(config).auto_model)
     return auto.from_pretrained(str(model), **from_pretrained_kwargs), AutoTokenizer.from_pretrained(str(model))
 
 
@@ -82,7 +83,7 @@ def generate(
 
     max_input = min(getattr(tokenizer, "model_max_length", 2048) or 2048, 2048)
     positions = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
-    if family == "causal" and positions and "max_new_tokens" in generate_kwargs:
+    if family.decoder_only and positions and "max_new_tokens" in generate_kwargs:
         max_input = max(1, min(max_input, positions - generate_kwargs["max_new_tokens"]))
 
     model.eval()
@@ -91,10 +92,10 @@ def generate(
     bar = tqdm(total=len(instructions), desc="student answers", unit="answer", disable=not progress)
     for start in range(0, len(instructions), batch_size):
         texts = instructions[start : start + batch_size]
-        prompts = [wrap_instruction(text, family) for text in texts] if wrapper else texts
+        prompts = [family.wrap(text) for text in texts] if wrapper else texts
         # Decoder-only: new tokens must follow every prompt directly, so pad on the left (the caller's
         # tokenizer is left as it was).
-        tokenizer.padding_side = "left" if family == "causal" else padding_side
+        tokenizer.padding_side = "left" if family.decoder_only else padding_side
         try:
             batch = tokenizer(prompts, return_tensors="pt", padding=True, truncation=True, max_length=max_input)
             batch = batch.to(model.device)
@@ -102,15 +103,15 @@ def generate(
             tokenizer.padding_side = padding_side
         with torch.no_grad():
             output = model.generate(**batch, **generate_kwargs)
-        if family == "causal":
-            output = output[:, batch["input_ids"].shape[1] :]  # the prompt ends with "### Response:"
+        if family.decoder_only:
+            output = output[:, batch["input_ids"].shape[1] :]  # the prompt ends with the wrapper (### Response:)
         for text in tokenizer.batch_decode(output, skip_special_tokens=True):
-            responses.append(_response_only(text) if family == "causal" else text.strip())
+            responses.append(family.response(text))
         bar.update(len(texts))
     bar.close()
     return responses[0] if single else responses
 
 
 def _response_only(text: str) -> str:
-    """A decoder-only student's answer: what it wrote before starting a new ``### Instruction:`` turn."""
-    return text.split("### Instruction:")[0].strip()
+    """A causal (Alpaca-wrapped) student's answer: what it wrote before starting a new ``### Instruction:`` turn."""
+    return get_family("causal").response(text)

@@ -15,19 +15,32 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from lamini_lm.errors import DataError, DataFileError, UsageError
 
 if TYPE_CHECKING:
     import datasets
 
-__all__ = ["load_table", "replace_dir", "save_dataset", "write_json", "write_text_atomic"]
+__all__ = [
+    "SUPPORTED_EXTENSIONS",
+    "field_value",
+    "iter_records",
+    "load_table",
+    "open_source",
+    "replace_dir",
+    "save_dataset",
+    "write_json",
+    "write_text_atomic",
+]
 
 
 def load_table(
@@ -46,28 +59,45 @@ def load_table(
         if not path.exists():
             raise FileNotFoundError(f"{path}: no dataset there (no such file or folder)")
         if path.is_dir():
-            loaded = datasets.load_from_disk(str(path))
-            if isinstance(loaded, datasets.DatasetDict):
-                if "train" not in loaded and len(loaded) != 1:
-                    raise ValueError(
-                        f"{path}: a DatasetDict with splits {list(loaded)} and no 'train'; pass one split"
-                    )
-                loaded = loaded["train"] if "train" in loaded else next(iter(loaded.values()))
-            ds = loaded
+            ds = _load_folder(path)
         elif path.suffix == ".parquet":
             ds = datasets.Dataset.from_parquet(str(path))
         elif path.suffix in (".csv", ".tsv"):
             ds = datasets.Dataset.from_csv(str(path), sep="\t" if path.suffix == ".tsv" else ",")
         elif path.suffix in (".jsonl", ".json"):
-            ds = _from_rows(_read_json_rows(path))
+            rows = [row for _, row in iter_records(str(path))]
+            if not rows:
+                raise DataError(f"{path}: no rows")
+            ds = _from_rows(rows)
         else:
-            raise ValueError(
+            raise UsageError(
                 f"{path}: unsupported format; use .jsonl, .json, .csv, .tsv, .parquet or a dataset folder"
             )
     missing = [c for c in required if c not in ds.column_names]
     if missing:
-        raise ValueError(f"{name}: missing column(s) {missing}; found {ds.column_names}")
+        raise DataError(f"{name}: missing column(s) {missing}; found {ds.column_names}")
     return ds
+
+
+def _load_folder(path: Path) -> datasets.Dataset:
+    """A ``save_to_disk`` folder (a DatasetDict gives ``train`` or its only split) or a release folder (parquet
+    shards under ``data/``, as the Hub serves them)."""
+    import datasets
+
+    if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
+        loaded = datasets.load_from_disk(str(path))
+        if isinstance(loaded, datasets.DatasetDict):
+            if "train" not in loaded and len(loaded) != 1:
+                raise DataError(f"{path}: a DatasetDict with splits {list(loaded)} and no 'train'; pass one split")
+            loaded = loaded["train"] if "train" in loaded else next(iter(loaded.values()))
+        return loaded
+    shards = sorted((path / "data").glob("train-*.parquet")) or sorted((path / "data").glob("*.parquet"))
+    shards = shards or sorted(path.glob("*.parquet"))
+    if shards:
+        return datasets.Dataset.from_parquet([str(p) for p in shards])
+    raise DataError(
+        f"{path}: not a dataset folder (no state.json from save_to_disk, no data/*.parquet release shards)"
+    )
 
 
 def _from_rows(rows: list[dict[str, Any]]) -> datasets.Dataset:
@@ -78,26 +108,96 @@ def _from_rows(rows: list[dict[str, Any]]) -> datasets.Dataset:
     return datasets.Dataset.from_dict({c: [r.get(c) for r in rows] for c in columns})
 
 
-def _read_json_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL file (or a JSON list), with errors naming the line."""
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json" and text.lstrip().startswith("["):
-        rows = json.loads(text)
-    else:
-        rows = []
-        for n, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
+# What iter_records can read.
+SUPPORTED_EXTENSIONS = (".jsonl", ".json", ".parquet", ".csv", ".tsv")
+
+
+def open_source(path: str, mode: str = "r"):
+    """Open a local path, ``hf://`` path or URL (text mode is UTF-8), in download and in streaming mode alike."""
+    from datasets.utils.file_utils import xopen
+
+    if "b" in mode:
+        return xopen(path, mode)
+    return xopen(path, mode, encoding="utf-8")
+
+
+def iter_records(path: str, columns: Sequence[str] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line, row)`` for each row of a ``.jsonl``/``.json``/``.parquet``/``.csv``/``.tsv`` file.
+
+    ``line`` is 1-based: the text line for JSON Lines and CSV (after the header), the item for a JSON array, the
+    row for parquet. A line that is not valid JSON or not an object raises :class:`DataFileError`.
+    Memory stays flat: JSON Lines, CSV and parquet are read incrementally (parquet by record batch).
+    """
+    name = str(path).lower().removesuffix(".gz")
+    if name.endswith(".parquet"):
+        yield from _iter_parquet(path, columns)
+    elif name.endswith((".csv", ".tsv")):
+        with open_source(path) as f:
+            reader = csv.DictReader(f, delimiter="\t" if name.endswith(".tsv") else ",")
+            for i, row in enumerate(reader, start=2):  # line 1 is the header
+                yield i, row
+    elif name.endswith(".json") and _starts_with_bracket(path):
+        # A JSON array (Alpaca's alpaca_data.json): parsed whole; such files are tens of MB, not GB.
+        with open_source(path) as f:
             try:
-                rows.append(json.loads(line))
+                items = json.load(f)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not valid JSON: {e.msg}") from None
-    for n, row in enumerate(rows, start=1):
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}: row {n} is {type(row).__name__}, expected an object")
-    if not rows:
-        raise ValueError(f"{path}: no rows")
-    return rows
+                raise DataFileError(path, e.lineno, None, f"not valid JSON ({e.msg})") from None
+        for i, item in enumerate(items, start=1):
+            if not isinstance(item, dict):
+                raise DataFileError(path, i, None, f"expected a JSON object, got {type(item).__name__}")
+            yield i, item
+    else:  # JSON Lines (.jsonl, or .json with one object per line)
+        with open_source(path) as f:
+            for i, text in enumerate(f, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    item = json.loads(text)
+                except json.JSONDecodeError as e:
+                    raise DataFileError(path, i, None, f"not valid JSON ({e.msg} at column {e.colno})") from None
+                if not isinstance(item, dict):
+                    raise DataFileError(path, i, None, f"expected a JSON object, got {type(item).__name__}")
+                yield i, item
+
+
+def _starts_with_bracket(path: str) -> bool:
+    with open_source(path) as f:
+        head = f.read(256).lstrip()
+    return head.startswith("[")
+
+
+def _iter_parquet(path: str, columns: Sequence[str] | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    import pyarrow.parquet as pq
+
+    with open_source(path, "rb") as f:
+        pf = pq.ParquetFile(f)
+        names = pf.schema_arrow.names
+        if columns is not None:
+            missing = [c for c in columns if c not in names]
+            if missing:
+                raise DataFileError(path, None, missing[0], f"column missing (the file has {names})")
+        line = 0
+        for batch in pf.iter_batches(batch_size=4096, columns=list(columns) if columns else None):
+            for row in batch.to_pylist():
+                line += 1
+                yield line, row
+
+
+def field_value(
+    row: dict[str, Any], name: str, path: str, line: int, kind: type | tuple = str, optional=False, unit="line"
+):
+    """``row[name]``, checked: a missing field or a value of the wrong type raises :class:`DataFileError`."""
+    if name not in row or (row[name] is None and not optional):
+        problem = "is null" if name in row else f"missing (the row has {sorted(row)})"
+        raise DataFileError(path, line, name, problem, unit)
+    value = row[name]
+    if value is None:
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise DataFileError(path, line, name, f"expected {want}, got {type(value).__name__} {value!r:.60}", unit)
+    return value
 
 
 def save_dataset(ds: datasets.Dataset, output: str | os.PathLike, overwrite: bool = False) -> Path:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 __all__ = [
     "ALPACA_WRAPPER",
@@ -34,7 +34,8 @@ __all__ = [
     "wrap_instruction",
 ]
 
-Family = Literal["seq2seq", "causal"]
+# A registered model family's name ("seq2seq", "causal", or one added with lamini_lm.families.register_family).
+Family = str
 
 # SPEC section 3. The example block is formatted by format_examples(); {n} is 20 for Self-Instruct seeds and 10
 # for the longer P3/FLAN seeds.
@@ -106,29 +107,24 @@ def topic_guided_prompt(examples: Sequence[str], topics: Sequence[str], n: int =
     return TOPIC_GUIDED_TEMPLATE.format(examples=format_examples(examples), n=n, topics=", ".join(topics))
 
 
-def wrap_instruction(instruction: str, family: Family) -> str:
-    """What a student sees for ``instruction``: the Alpaca wrapper for causal students, the raw text for seq2seq.
+def wrap_instruction(instruction: str, family: Any) -> str:
+    """What a student of ``family`` (a registered name or a :class:`lamini_lm.families.Family`) sees for
+    ``instruction``: the Alpaca wrapper for causal students, the raw text for seq2seq, a registered family's own.
 
     The same wrapping is used in training, inference and evaluation.
     """
-    if family == "causal":
-        return ALPACA_WRAPPER.format(instruction=instruction)
-    if family == "seq2seq":
-        return instruction
-    raise ValueError(f"unknown model family {family!r}: expected 'seq2seq' or 'causal'")
+    from lamini_lm.families import get_family
+
+    return get_family(family).wrap(instruction)
 
 
 def detect_family(model: str | os.PathLike | Mapping | Any) -> Family:
-    """``"seq2seq"`` for an encoder-decoder model (``config.is_encoder_decoder``), else ``"causal"``.
+    """The name of the registered family ``model`` belongs to (:func:`lamini_lm.families.detect_family`):
+    ``"seq2seq"`` for an encoder-decoder model, ``"causal"`` for a decoder, unless a registered family claims it.
 
     ``model`` is a folder, a Hub id, a ``PretrainedConfig``, a model (anything with a ``.config``) or the dict
     read from a ``config.json``. The family picks :func:`wrap_instruction`'s wrapping and the Auto class.
     """
-    if isinstance(model, Mapping):
-        return "seq2seq" if model.get("is_encoder_decoder") else "causal"
-    config = getattr(model, "config", model)
-    if isinstance(model, (str, os.PathLike)):
-        from transformers import AutoConfig
+    from lamini_lm.families import detect_family as detect
 
-        config = AutoConfig.from_pretrained(str(model))
-    return "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
+    return detect(model).name

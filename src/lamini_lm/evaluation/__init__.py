@@ -21,7 +21,7 @@ from lamini_lm.evaluation.results import (
     select_metric,
     summarize,
 )
-from lamini_lm.evaluation.tasks import PAPER_AVERAGES, PAPER_RUBRIC, PAPER_TASKS, PaperTask
+from lamini_lm.paper import PAPER_AVERAGES, PAPER_RUBRIC, PAPER_TASKS, PaperTask
 
 __all__ = [
     "PAPER_AVERAGES",

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
-__all__ = ["CompareConfig", "main"]
+from lamini_lm.errors import UsageError
+
+__all__ = ["CompareConfig", "main", "run_compare"]
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +22,8 @@ class CompareConfig:
     """Settings of ``lamini-lm compare``."""
 
     results: list[str] = dataclasses.field(
-        default=None, metadata={"help": "results.json files or folders holding one (also the leading arguments)"}
+        default=None,
+        metadata={"required": True, "help": "results.json files or folders holding one (also the leading arguments)"},
     )
     labels: list[str] = dataclasses.field(
         default=None, metadata={"help": "a name per results file (default: the model folder names)"}
@@ -36,32 +40,47 @@ class CompareConfig:
         },
     )
 
+    def __post_init__(self):
+        from lamini_lm.config import check_required
 
-def main(argv: list[str] | None = None, prog: str = "lamini-lm compare") -> int:
-    """Print a task x model table of results files and plot them beside the paper's averages."""
-    from pathlib import Path
+        check_required(self)
+        if self.labels and len(self.labels) != len(self.results):
+            raise UsageError(f"--labels: {len(self.labels)} labels for {len(self.results)} results files")
 
-    from lamini_lm.config import parse_config
-    from lamini_lm.evaluation.harness import leading_positionals
+
+def run_compare(cfg: CompareConfig) -> dict[str, Path]:
+    """Print the task x model table of ``cfg.results`` and write the PNG (and the table if asked); return paths."""
     from lamini_lm.evaluation.plots import plot_comparison
     from lamini_lm.evaluation.results import format_table, load_results, results_frame
+    from lamini_lm.io import write_text_atomic
 
-    argv = leading_positionals(list(argv) if argv is not None else [], "--results")
-    (cfg,) = parse_config([CompareConfig], argv, prog=prog, description=main.__doc__)
-    if not cfg.results:
-        raise SystemExit(f"{prog}: give one or more results files (written by `lamini-lm evaluate`)")
-    if cfg.labels and len(cfg.labels) != len(cfg.results):
-        raise SystemExit(f"{prog}: {len(cfg.labels)} labels for {len(cfg.results)} results files")
     results = [load_results(p) for p in cfg.results]
     markdown = format_table(results, cfg.labels)
     print(markdown)
+    written = {}
     if cfg.table:
         table = Path(cfg.table)
-        table.parent.mkdir(parents=True, exist_ok=True)
         if table.suffix == ".csv":
-            results_frame(results, cfg.labels).to_csv(table, index_label="task")
+            write_text_atomic(table, results_frame(results, cfg.labels).to_csv(index_label="task"))
         else:
-            table.write_text(markdown + "\n", encoding="utf-8")
-        print(f"wrote {table}")
-    print(f"wrote {plot_comparison(results, cfg.output, cfg.labels, cfg.reference)}")
+            write_text_atomic(table, markdown + "\n")
+        written["table"] = table
+    written["plot"] = Path(plot_comparison(results, cfg.output, cfg.labels, cfg.reference))
+    return written
+
+
+def main(argv: list[str] | None = None, prog: str = "lamini-lm compare") -> int:
+    """Print a task x model table of results files and plot them beside the paper's averages."""
+    from lamini_lm.config import StageParser
+
+    parser = StageParser(
+        [CompareConfig],
+        prog=prog,
+        description=main.__doc__,
+        positionals=("results",),
+        examples="  lamini-lm compare runs/gpt/eval runs/t5/eval --table comparison.md --reference all",
+    )
+    (cfg,) = parser.parse(argv)
+    for path in run_compare(cfg).values():
+        print(f"wrote {path}")
     return 0

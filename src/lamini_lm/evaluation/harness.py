@@ -5,10 +5,11 @@ it. Current lm-eval has no such switch, so :class:`lamini_lm.evaluation.lm.Wrapp
 lm-eval's ``HFLM`` that rewrites each request's context with :func:`lamini_lm.prompts.wrap_instruction` and hands it on
 unchanged otherwise: tokenisation, batching, scoring and aggregation are lm-eval's own.
 
-* decoder-only students (``config.is_encoder_decoder`` false): ``backend="causal"``, context wrapped in Alpaca's
-  no-input template, exactly as in training and inference;
-* encoder-decoder students: ``backend="seq2seq"``, raw context (the paper: they take the raw instruction, and were
-  trained on it);
+* decoder-only students (family ``causal``): ``backend="causal"``, context wrapped in Alpaca's no-input template,
+  exactly as in training and inference;
+* encoder-decoder students (family ``seq2seq``): ``backend="seq2seq"``, raw context (the paper: they take the raw
+  instruction, and were trained on it);
+* a family registered with :func:`lamini_lm.families.register_family`: its own backend and wrapper;
 * ``wrapper=False`` (``--no-wrapper``): raw contexts for every model, the way the paper's base-model baselines
   (GPT-2, T5, LLaMA, ...) were scored.
 
@@ -27,6 +28,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lamini_lm.families import detect_family as detect
+from lamini_lm.families import get_family
 from lamini_lm.prompts import Family, detect_family  # detect_family re-exported: it was first defined here
 
 __all__ = [
@@ -76,7 +79,8 @@ class EvalConfig:
         },
     )
     family: str = dataclasses.field(
-        default=None, metadata={"help": "'causal' or 'seq2seq' (default: read config.is_encoder_decoder)"}
+        default=None,
+        metadata={"help": "a registered model family: causal, seq2seq, ... (default: detected from the config)"},
     )
     limit: float = dataclasses.field(
         default=None, metadata={"help": "examples per task (an int, or a fraction < 1); for quick checks only"}
@@ -126,9 +130,7 @@ def make_lm(
     **hflm_kwargs,
 ):
     """A :class:`WrappedHFLM` for ``model`` (folder, Hub id or loaded ``PreTrainedModel``), family auto-detected."""
-    family = family or detect_family(model)
-    if family not in ("causal", "seq2seq"):
-        raise ValueError(f"family must be 'causal' or 'seq2seq', got {family!r}")
+    family = get_family(family) if family else detect(model)  # an unknown name is refused here
     pretrained = str(model) if isinstance(model, os.PathLike) else model
     from lamini_lm.evaluation.lm import WrappedHFLM
 
@@ -175,7 +177,7 @@ def evaluate_model(
     from lm_eval.tasks import TaskManager
 
     from lamini_lm.evaluation.results import summarize
-    from lamini_lm.evaluation.tasks import PAPER_TASKS
+    from lamini_lm.paper import PAPER_TASKS
 
     tasks = list(tasks) if tasks else [t.task for t in PAPER_TASKS]
     if isinstance(model, LM):

@@ -36,6 +36,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from lamini_lm.errors import UsageError
 from lamini_lm.io import write_text_atomic
 from lamini_lm.prompts import prompt_hash
 
@@ -50,6 +51,7 @@ __all__ = [
     "judge_messages",
     "main",
     "parse_rating",
+    "run_judge",
     "rubric_counts",
 ]
 
@@ -205,7 +207,8 @@ class JudgeConfig:
         default=None, metadata={"help": "JSONL of already generated answers (id, prompt, answer) instead of a student"}
     )
     instructions: list[str] = dataclasses.field(
-        default=None, metadata={"help": "local user-oriented instruction file(s) (default: the public 252)"}
+        default=None,
+        metadata={"help": "local user-oriented instruction file(s) (default: the public 252, downloaded from GitHub)"},
     )
     output_dir: str = dataclasses.field(default=None, metadata={"help": "where to write (default: eval/<name>/judge)"})
     store: str = dataclasses.field(default=None, metadata={"help": "judge cache (default: <output_dir>/judge.sqlite)"})
@@ -220,26 +223,32 @@ class JudgeConfig:
     )
     dry_run: bool = dataclasses.field(default=False, metadata={"help": "estimate the judge's cost, send nothing"})
 
+    def __post_init__(self):
+        from lamini_lm.config import check_range
+
+        if not self.student and not self.answers:
+            raise UsageError("give a student (folder or Hub id) or --answers FILE")
+        if self.student and self.answers:
+            raise UsageError("give a student or --answers FILE, not both")
+        for name in ("limit", "max_new_tokens", "batch_size"):
+            check_range(name, getattr(self, name), 1)
+
 
 def _write_jsonl(path: Path, rows: Sequence[dict]) -> None:
     write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def _read_answers(path: str | os.PathLike) -> list[dict]:
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}, line {n}: not valid JSON: {e.msg}") from None
-            for key in ("prompt", "answer"):
-                if not isinstance(row.get(key), str):
-                    raise ValueError(f"{path}, line {n}: field {key!r} is missing or not a string")
-            rows.append({"id": str(row.get("id", n - 1)), "prompt": row["prompt"], "answer": row["answer"]})
-    return rows
+    from lamini_lm.io import field_value, iter_records
+
+    return [
+        {
+            "id": str(row.get("id", n - 1)),
+            "prompt": field_value(row, "prompt", str(path), n),
+            "answer": field_value(row, "answer", str(path), n),
+        }
+        for n, row in iter_records(str(path))
+    ]
 
 
 def _student_answers(cfg: JudgeConfig, out: Path) -> list[dict]:
@@ -270,47 +279,72 @@ def _student_answers(cfg: JudgeConfig, out: Path) -> list[dict]:
     return rows
 
 
-def main(argv: list[str] | None = None, prog: str = "lamini-lm judge") -> int:
-    """Rate a student's answers to user-oriented instructions A/B/C/D with a judge model; count and plot them."""
-    from lamini_lm.config import parse_config
-    from lamini_lm.evaluation.harness import leading_positionals
+def run_judge(cfg: JudgeConfig, judge) -> dict:
+    """Answer (or read) the instructions, grade every answer with ``judge`` (a ``TeacherConfig``), write
+    ``answers.jsonl``, ``judgements.jsonl``, ``rubric.json``, ``rubric.png`` and the ``lamini_lm.json`` manifest
+    into the output folder; return the summary (``counts`` per grade). Re-running resumes: the student's answers
+    are reused and the judge's replies come from its cache."""
+    from lamini_lm.artifacts import MANIFEST_FILE, Manifest, check_output, describe_input
     from lamini_lm.evaluation.plots import plot_rubric
 
-    argv = leading_positionals(list(argv) if argv is not None else [], "--student")
-    cfg, teacher = parse_config([JudgeConfig, _judge_config_class()], argv, prog=prog, description=main.__doc__)
-    if not cfg.student and not cfg.answers:
-        raise SystemExit(f"{prog}: give a student (folder or Hub id) or --answers FILE")
     name = cfg.name or Path(str(cfg.student or cfg.answers).rstrip("/")).name
     out = Path(cfg.output_dir or Path("eval") / name / "judge")
+    check_output(out, "judge", flag="--output_dir")
+    inputs = [describe_input(cfg.answers or cfg.student, role="answers" if cfg.answers else "model")]
+    inputs += [describe_input(f, role="instructions") for f in cfg.instructions or []]
+    record = {"stage": "judge", "config": {"judge": cfg, "endpoint": judge}, "inputs": inputs}
+    if not cfg.dry_run and not (out / MANIFEST_FILE).is_file():  # marks the folder as this stage's while it runs
+        out.mkdir(parents=True, exist_ok=True)
+        Manifest(**record, extra={"complete": False}).save(out)
     rows = _read_answers(cfg.answers) if cfg.answers else _student_answers(cfg, out)
     if cfg.answers and cfg.limit:
         rows = rows[: cfg.limit]
     judgements = judge_answers(
         [r["prompt"] for r in rows],
         [r["answer"] for r in rows],
-        teacher,
+        judge,
         cfg.store or out / "judge.sqlite",
         ids=[r["id"] for r in rows],
         dry_run=cfg.dry_run,
     )
+    counts = rubric_counts(judgements)
+    summary = {"model": name, "judge": judge.model, "prompt_version": JUDGE_PROMPT_VERSION, "n": len(rows)}
+    summary["counts"] = counts
+    if cfg.dry_run:
+        return summary
+    _write_jsonl(out / "judgements.jsonl", [dataclasses.asdict(j) for j in judgements])
+    write_text_atomic(out / "rubric.json", json.dumps(summary, indent=2) + "\n")
+    summary["plot"] = str(
+        plot_rubric(
+            {name: counts}, out / "rubric.png", reference=cfg.reference, title=f"Rubric grades by {judge.model}"
+        )
+    )
+    Manifest(
+        **record,
+        rows=len(rows),
+        teacher_models=[judge.model],
+        prompt_hashes={"judge": JUDGE_PROMPT_VERSION},
+        extra={"counts": counts, "model": name, "complete": True},
+    ).save(out)
+    return summary
+
+
+def main(argv: list[str] | None = None, prog: str = "lamini-lm judge") -> int:
+    """Rate a student's answers to user-oriented instructions A/B/C/D with a judge model; count and plot them."""
+    from lamini_lm.config import StageParser
+
+    parser = StageParser(
+        [JudgeConfig, _judge_config_class()],
+        prog=prog,
+        description=main.__doc__,
+        positionals=("student",),
+        examples="  lamini-lm judge runs/flan-t5-77m --instructions user_oriented.jsonl --model gpt-4o-mini\n"
+        "  lamini-lm judge --answers answers.jsonl --base_url http://127.0.0.1:8000/v1 --model judge --dry_run",
+    )
+    cfg, judge = parser.parse(argv)
+    summary = run_judge(cfg, judge)
     if cfg.dry_run:
         return 0
-    counts = rubric_counts(judgements)
-    _write_jsonl(out / "judgements.jsonl", [dataclasses.asdict(j) for j in judgements])
-    summary = {
-        "model": name,
-        "judge": teacher.model,
-        "prompt_version": JUDGE_PROMPT_VERSION,
-        "n": len(judgements),
-        "counts": counts,
-    }
-    write_text_atomic(out / "rubric.json", json.dumps(summary, indent=2) + "\n")
-    png = plot_rubric(
-        {name: counts},
-        out / "rubric.png",
-        reference=cfg.reference,
-        title=f"Rubric grades by {teacher.model} (A best, D worst)",
-    )
-    print(" ".join(f"{g}={n}" for g, n in counts.items()))
-    print(f"wrote {out / 'judgements.jsonl'}, {out / 'rubric.json'}, {png}")
+    print(" ".join(f"{g}={n}" for g, n in summary["counts"].items()))
+    print(f"wrote {Path(summary['plot']).parent} (judgements.jsonl, rubric.json, rubric.png, lamini_lm.json)")
     return 0

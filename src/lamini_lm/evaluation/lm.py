@@ -19,7 +19,7 @@ import logging
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
-from lamini_lm.prompts import Family, wrap_instruction
+from lamini_lm.families import Family, get_family
 
 __all__ = ["WrappedHFLM"]
 
@@ -28,10 +28,11 @@ logger = logging.getLogger(__name__)
 
 @register_model("lamini")
 class WrappedHFLM(HFLM):
-    """``HFLM`` with the LaMini wrapper: Alpaca's template for ``family="causal"``, raw text for ``"seq2seq"``.
+    """``HFLM`` with the LaMini wrapper: Alpaca's template for ``family="causal"``, raw text for ``"seq2seq"``, a
+    registered family's own wrapper otherwise (:mod:`lamini_lm.families`).
 
-    ``family`` also picks lm-eval's backend (``"causal"`` or ``"seq2seq"``); ``wrap=False`` scores raw contexts,
-    as the paper did for base models.
+    ``family`` (a name or a Family) also gives lm-eval's model kwargs (``Family.lm_eval_kwargs``: the
+    ``backend``); ``wrap=False`` scores raw contexts, as the paper did for base models.
 
     Example:
         >>> lm = WrappedHFLM(pretrained="MBZUAI/LaMini-GPT-124M", family="causal", device="cpu")  # doctest: +SKIP
@@ -39,19 +40,20 @@ class WrappedHFLM(HFLM):
         'Below is an instruction ... ### Instruction:\\nQuestion: Is the sky blue?\\nAnswer:\\n\\n### Response:'
     """
 
-    def __init__(self, *args, family: Family = "causal", wrap: bool = True, **kwargs):
-        if family not in ("causal", "seq2seq"):
-            raise ValueError(f"family must be 'causal' or 'seq2seq', got {family!r}")
+    def __init__(self, *args, family: str | Family = "causal", wrap: bool = True, **kwargs):
+        record = get_family(family)
         # lm-eval's CLI passes model_args as strings.
         wrap = wrap if isinstance(wrap, bool) else str(wrap).lower() not in ("false", "0", "no")
-        kwargs.setdefault("backend", family)
+        for key, value in record.lm_eval_kwargs.items():
+            kwargs.setdefault(key, value)
         super().__init__(*args, **kwargs)
-        self.family: Family = family
+        self.family_record = record
+        self.family: str = record.name
         self.wrap = wrap
 
     def wrap_context(self, context: str) -> str:
         """What the model sees for a request's context."""
-        return wrap_instruction(context, self.family) if self.wrap else context
+        return self.family_record.wrap(context) if self.wrap else context
 
     def _wrapped(self, requests):
         # Copies, not in-place edits: lm-eval hands the same Instance several times when a request repeats, and

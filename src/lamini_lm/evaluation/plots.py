@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lamini_lm.evaluation.tasks import PAPER_AVERAGES, PAPER_RUBRIC
+from lamini_lm.paper import PAPER_AVERAGES, PAPER_RUBRIC
 
 __all__ = ["GRADE_COLOURS", "plot_comparison", "plot_rubric", "reference_models"]
 

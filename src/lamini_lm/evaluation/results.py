@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from lamini_lm import __version__
-from lamini_lm.evaluation.tasks import PAPER_TASKS, paper_metric, paper_task
+from lamini_lm.families import get_family, list_families
 from lamini_lm.io import write_text_atomic
+from lamini_lm.paper import PAPER_TASKS, paper_metric, paper_task
 from lamini_lm.prompts import PROMPT_HASHES
 
 __all__ = [
@@ -92,6 +93,11 @@ def _value(task_results: Mapping[str, Any], key: str) -> float | None:
     return float(value) if isinstance(value, numbers.Real) else None
 
 
+def _wrapper_hash(family: str | None) -> str | None:
+    """The prompt hash of ``family``'s wrapper (None: raw contexts, or a family not registered here)."""
+    return get_family(family).prompt_hash if family in list_families() else None
+
+
 def summarize(
     raw: Mapping[str, Any],
     *,
@@ -130,7 +136,7 @@ def summarize(
         "model": model,
         "family": family,
         "wrapper": wrapper,
-        "prompt_hash": PROMPT_HASHES["alpaca_wrapper"] if wrapper and family == "causal" else None,
+        "prompt_hash": _wrapper_hash(family) if wrapper else None,
         "average": sum(scored) / len(scored) if scored else None,
         "tasks": tasks,
         "lamini_lm_version": __version__,
@@ -245,8 +251,9 @@ def eval_results_for_card(results: Mapping[str, Any] | str | os.PathLike, model_
 
     if not isinstance(results, Mapping):
         results = load_results(results)
-    wrapped = bool(results.get("wrapper")) and results.get("family") == "causal"
-    source = "lm-evaluation-harness, zero-shot" + (", Alpaca wrapper" if wrapped else "")
+    hash_ = results.get("prompt_hash") if results.get("wrapper") else None
+    wrapped = "" if not hash_ else ", Alpaca wrapper" if hash_ == PROMPT_HASHES["alpaca_wrapper"] else ", wrapper"
+    source = "lm-evaluation-harness, zero-shot" + wrapped
     entries = []
     for task, r in results["tasks"].items():
         if r.get("value") is None:

@@ -34,8 +34,8 @@ from typing import Any
 
 from lamini_lm.artifacts import Manifest, is_hub_id, package_versions, read_manifest
 from lamini_lm.errors import UsageError
+from lamini_lm.families import detect_family, get_family
 from lamini_lm.io import write_text_atomic
-from lamini_lm.prompts import ALPACA_WRAPPER, detect_family
 
 __all__ = [
     "CHECKPOINT_FILES",
@@ -81,31 +81,6 @@ def _read_json(path: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise PublishError(f"{path}: not valid JSON ({e})") from None
-
-
-def _usage(repo_id: str, family: str) -> str:
-    if family == "seq2seq":
-        return (
-            "```python\n"
-            "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\n\n"
-            f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")\n'
-            f'model = AutoModelForSeq2SeqLM.from_pretrained("{repo_id}")\n'
-            'inputs = tokenizer("Name three primary colours.", return_tensors="pt")\n'
-            "outputs = model.generate(**inputs, max_new_tokens=128)\n"
-            "print(tokenizer.decode(outputs[0], skip_special_tokens=True))\n"
-            "```\n\n"
-            'With transformers 4.x, `pipeline("text2text-generation", model=...)` gives the same; transformers 5 '
-            "removed that pipeline."
-        )
-    return (
-        "```python\n"
-        "from transformers import pipeline\n\n"
-        f'generator = pipeline("text-generation", model="{repo_id}")\n'
-        f"wrapper = {ALPACA_WRAPPER!r}\n"
-        'prompt = wrapper.format(instruction="Name three primary colours.")\n'
-        'print(generator(prompt, max_new_tokens=128, return_full_text=False)[0]["generated_text"].strip())\n'
-        "```"
-    )
 
 
 def card_eval_results(results: str | os.PathLike | Mapping, model_name: str) -> list:
@@ -220,7 +195,7 @@ def build_model_card(
         raise PublishError(f"{model_dir}: no config.json; is this a folder written by save_pretrained?")
     manifest = _train_manifest(model_dir)
     extra = manifest.extra if manifest is not None else {}
-    family = extra.get("family") or detect_family(config)
+    family = get_family(extra["family"]) if extra.get("family") else detect_family(config)
     base_model = base_model or extra.get("base_model")
     base_model = base_model if base_model and is_hub_id(base_model) else None
     recorded = list(extra.get("datasets") or [])
@@ -248,8 +223,8 @@ def build_model_card(
         license=license,
         language=list(language),
         library_name="transformers",
-        pipeline_tag="text2text-generation" if family == "seq2seq" else "text-generation",
-        tags=list(dict.fromkeys([*STUDENT_TAGS, family, *tags])),
+        pipeline_tag=family.pipeline_tag,
+        tags=list(dict.fromkeys([*STUDENT_TAGS, family.name, *tags])),
         eval_results=results or None,
     )
     values = [r.metric_value for r in results if isinstance(r.metric_value, (int, float))]
@@ -260,8 +235,10 @@ def build_model_card(
         template_path=str(TEMPLATE),
         model_name=model_name,
         repo_id=repo_id,
-        family=family,
-        family_text="encoder-decoder" if family == "seq2seq" else "decoder-only",
+        family=family.name,
+        family_text=family.description,
+        family_note=family.card_note,
+        wrapped=family.template is not None,
         architecture=(config.get("architectures") or [config.get("model_type", "unknown")])[0],
         parameters_exact=f"{n_params:,}" if n_params else None,
         parameters_human=format_parameters(n_params) if n_params else None,
@@ -274,7 +251,7 @@ def build_model_card(
         hyperparameters=dict(extra.get("hyperparameters") or {}),
         final_losses=losses,
         framework_versions={k: versions[k] for k in _FRAMEWORKS if k in versions},
-        usage=_usage(repo_id, family),
+        usage=family.usage_snippet(repo_id),
         recorded=manifest is not None,
         eval_rows=[
             {

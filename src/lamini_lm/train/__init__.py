@@ -8,7 +8,7 @@ Example:
 
 from lamini_lm.train.config import CausalRecipeConfig, RecipeArguments, Seq2SeqRecipeConfig
 from lamini_lm.train.data import DataCollatorForRecipes, load_instruction_splits, tokenize_causal, tokenize_seq2seq
-from lamini_lm.train.metrics import load_rouge
+from lamini_lm.train.metrics import mean_rouge_l
 from lamini_lm.train.recipe import Recipe, load_recipe, merge_lora, parse_recipe_args
 from lamini_lm.train.registry import RecipeFamily, get_family, list_families, register_family
 from lamini_lm.train.trainers import CausalRecipeTrainer, Seq2SeqRecipeTrainer
@@ -26,7 +26,7 @@ __all__ = [
     "list_families",
     "load_instruction_splits",
     "load_recipe",
-    "load_rouge",
+    "mean_rouge_l",
     "merge_lora",
     "parse_recipe_args",
     "register_family",

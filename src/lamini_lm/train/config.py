@@ -88,14 +88,19 @@ class RecipeArguments:
     )
 
     def _check_recipe(self) -> None:
-        own = type(self).__dataclass_fields__["family"].default
         if self.family is None:
-            self.family = own
-        elif own is not None and self.family != own:
-            raise ConfigError(
-                f"--family {self.family}: this is the {own} config ({type(self).__name__}); "
-                f"use the {self.family} family's recipe or config"
-            )
+            self.family = type(self).__dataclass_fields__["family"].default
+        if self.family is not None:
+            from lamini_lm.families import get_family
+
+            try:
+                expected = get_family(self.family).config_cls
+            except ValueError as e:
+                raise ConfigError(f"--family: {e}") from None
+            if not isinstance(self, expected):
+                raise ConfigError(
+                    f"--family {self.family}: its recipes use {expected.__name__}, not {type(self).__name__}"
+                )
         if not self.model_name_or_path:
             raise ConfigError("model_name_or_path is required (a Hub id or a local model folder)")
         if self.load_in_4bit and not self.use_lora:

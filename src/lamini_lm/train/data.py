@@ -1,8 +1,9 @@
 """Data for a recipe: load instruction/response rows, hold out an eval split, tokenise per family, pad per batch.
 
-Truncation never cuts the response's EOS silently: a response that is too long is cut and EOS appended again,
-an instruction that is too long loses its middle-to-end text while the Alpaca wrapper's ``### Response:`` tail
-stays, and every cut is counted and logged.
+Each family's record (:mod:`lamini_lm.families`) tokenises a row and masks its labels. Truncation never cuts the
+response's EOS silently: a response that is too long is cut and EOS appended again, an instruction that is too
+long loses its middle-to-end text while the wrapper's tail (Alpaca's ``### Response:``) stays, and every cut is
+counted and logged.
 
 Example:
     >>> from lamini_lm.train.data import tokenize_causal  # doctest: +SKIP
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lamini_lm.errors import DataError, UsageError
-from lamini_lm.prompts import wrap_instruction
+from lamini_lm.families import IGNORE_INDEX, Family, get_family, lengths, tokenizer_adds_bos
 
 __all__ = [
     "DataCollatorForRecipes",
@@ -30,7 +31,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-IGNORE_INDEX = -100
 _FILE_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
 
 
@@ -89,96 +89,33 @@ def load_instruction_splits(cfg) -> tuple[Any, Any | None]:
     return train, evals
 
 
-def _ids(tokenizer, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
-def _cut_with_eos(ids: list[int], budget: int, eos: int) -> tuple[list[int], bool]:
-    """``ids`` + EOS in at most ``budget`` tokens; cut the text, never the EOS. Returns (ids, was_cut)."""
-    if len(ids) + 1 <= budget:
-        return ids + [eos], False
-    return ids[: max(budget - 1, 0)] + [eos], True
-
-
 def tokenize_seq2seq(tokenizer, instruction: str, response: str, max_source_length: int, max_target_length: int):
-    """An encoder-decoder row: the raw instruction as input, the response as labels, each ending in EOS."""
-    eos = tokenizer.eos_token_id
-    source, src_cut = _cut_with_eos(_ids(tokenizer, wrap_instruction(instruction, "seq2seq")), max_source_length, eos)
-    target, tgt_cut = _cut_with_eos(_ids(tokenizer, response), max_target_length, eos)
-    return {
-        "input_ids": source,
-        "attention_mask": [1] * len(source),
-        "labels": target,
-        "length": max(len(source), len(target)),
-        "prompt_truncated": src_cut,
-        "response_truncated": tgt_cut,
-    }
+    """An encoder-decoder row of the ``seq2seq`` family: the raw instruction as input, the response as labels, each
+    ending in EOS (:func:`lamini_lm.families.tokenize_encoder_decoder`)."""
+    cfg = lengths(max_source_length=max_source_length, max_target_length=max_target_length)
+    return get_family("seq2seq").tokenize(tokenizer, instruction, response, cfg)
 
 
 def tokenize_causal(tokenizer, instruction: str, response: str, max_length: int, *, adds_bos: bool | None = None):
-    """A decoder-only row: Alpaca-wrapped prompt + response + EOS, labels -100 on every prompt token.
-
-    If the row is too long the response keeps at least half of ``max_length`` (cut, EOS appended), and the
-    prompt loses the end of its instruction text while the wrapper's ``### Response:`` tail is kept.
-    ``adds_bos``: whether the tokenizer starts a text with BOS; ``None`` asks the tokenizer (a whole dataset
-    passes it once rather than tokenising a probe per row).
-    """
-    eos = tokenizer.eos_token_id
-    prompt_text = wrap_instruction(instruction, "causal")
-    enc = tokenizer(prompt_text, add_special_tokens=False, return_offsets_mapping=tokenizer.is_fast)
-    prompt = list(enc["input_ids"])
-    if adds_bos is None:
-        adds_bos = _adds_bos(tokenizer)
-    bos = [tokenizer.bos_token_id] if adds_bos else []
-    prompt = bos + prompt
-    resp_ids = _ids(tokenizer, response)
-    budget = max(max_length - len(prompt), max_length // 2)
-    answer, resp_cut = _cut_with_eos(resp_ids, budget, eos)
-    prompt_cut = False
-    room = max_length - len(answer)
-    if len(prompt) > room:
-        prompt_cut = True
-        tail_start = len(prompt)
-        if tokenizer.is_fast:  # the wrapper's tail: tokens starting after the instruction's last character
-            instr_end = prompt_text.rindex(instruction) + len(instruction) if instruction else len(prompt_text)
-            offsets = enc["offset_mapping"]
-            tail_start = len(bos) + next((i for i, (s, _) in enumerate(offsets) if s >= instr_end), len(offsets))
-        tail = prompt[tail_start:]
-        prompt = prompt[: max(room - len(tail), 0)] + tail
-        prompt = prompt[-room:] if len(prompt) > room else prompt
-    input_ids = prompt + answer
-    return {
-        "input_ids": input_ids,
-        "attention_mask": [1] * len(input_ids),
-        "labels": [IGNORE_INDEX] * len(prompt) + answer,
-        "length": len(input_ids),
-        "prompt_length": len(prompt),
-        "prompt_truncated": prompt_cut,
-        "response_truncated": resp_cut,
-    }
+    """A decoder-only row of the ``causal`` family: Alpaca-wrapped prompt + response + EOS, labels -100 on every
+    prompt token (:func:`lamini_lm.families.decoder_only_row` says how a long row is cut)."""
+    cfg = lengths(max_length=max_length)
+    return get_family("causal").tokenize(tokenizer, instruction, response, cfg, adds_bos=adds_bos)
 
 
-def _adds_bos(tokenizer) -> bool:
-    """Whether the tokenizer's own special tokens start with BOS (LLaMA does, GPT-2 does not)."""
-    if tokenizer.bos_token_id is None:
-        return False
-    return tokenizer("x")["input_ids"][:1] == [tokenizer.bos_token_id]
-
-
-def tokenize_dataset(dataset, tokenizer, family: str, cfg, desc: str = "tokenise"):
-    """Tokenise ``dataset`` for ``family`` ("seq2seq" or "causal"); log how many prompts/responses were cut."""
+def tokenize_dataset(dataset, tokenizer, family: str | Family, cfg, desc: str = "tokenise"):
+    """Tokenise ``dataset`` with ``family``'s tokenisation (a registered name or a Family); log how many
+    prompts/responses were cut."""
+    family = get_family(family)
     icol, rcol = cfg.instruction_column, cfg.response_column
-    adds_bos = _adds_bos(tokenizer) if family != "seq2seq" else None  # once per dataset, not once per row
+    adds_bos = tokenizer_adds_bos(tokenizer)  # once per dataset, not once per row
 
     def fn(batch):
         rows = []
         for ins, resp in zip(batch[icol], batch[rcol]):
             if not isinstance(ins, str) or not isinstance(resp, str):
                 raise DataError(f"{cfg.dataset_name}: {icol!r}/{rcol!r} must be strings, got {ins!r}, {resp!r}")
-            if family == "seq2seq":
-                rows.append(tokenize_seq2seq(tokenizer, ins, resp, cfg.max_source_length, cfg.max_target_length))
-            else:
-                rows.append(tokenize_causal(tokenizer, ins, resp, cfg.max_length, adds_bos=adds_bos))
+            rows.append(family.tokenize(tokenizer, ins, resp, cfg, adds_bos=adds_bos))
         return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
 
     out = dataset.map(
@@ -202,8 +139,9 @@ def tokenize_dataset(dataset, tokenizer, family: str, cfg, desc: str = "tokenise
 
 
 class DataCollatorForRecipes:
-    """Dynamic padding for both families: pads ``input_ids``/``attention_mask`` with the tokenizer and
-    ``labels`` with -100 to the longest row of the batch; drops the ``length`` column used for grouping."""
+    """Dynamic padding for the built-in families (their ``Family.collator``): pads ``input_ids``/``attention_mask``
+    with the tokenizer and ``labels`` with -100 to the longest row of the batch; drops the ``length`` column used
+    for grouping."""
 
     def __init__(self, tokenizer, model=None, pad_to_multiple_of: int | None = None):
         from transformers import DataCollatorForSeq2Seq

@@ -1,40 +1,35 @@
 """Training-time metrics: ROUGE-L of a seq2seq student's generations against the teacher's held-out responses.
 
+ROUGE-L is the library's one implementation (:func:`lamini_lm.quality.text.rouge_l` on ``rouge_score``'s tokens,
+equal to ``rouge_score``'s F-measure), the same one dedup uses; it needs no download and no ``evaluate`` module.
+
 Example:
-    >>> from lamini_lm.train.metrics import load_rouge
-    >>> round(load_rouge().compute(predictions=["the cat"], references=["the cat sat"])["rougeL"], 2)
+    >>> from lamini_lm.train.metrics import mean_rouge_l
+    >>> round(mean_rouge_l(["the cat"], ["the cat sat"]), 2)
     0.8
 """
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
+from collections.abc import Sequence
 
-__all__ = ["load_rouge", "rouge_compute_metrics"]
+from lamini_lm.quality.text import rouge_l, rouge_tokens
 
-logger = logging.getLogger(__name__)
-
-_LOCAL_ROUGE = Path(__file__).with_name("rouge_metric.py")
+__all__ = ["mean_rouge_l", "rouge_compute_metrics"]
 
 
-def load_rouge():
-    """The ROUGE metric through ``evaluate``, from the module shipped in this package (no Hub access)."""
-    try:
-        import evaluate
-    except ImportError as e:
-        raise ImportError("ROUGE during training needs `evaluate`: pip install 'lamini-lm[train]'") from e
-    try:
-        return evaluate.load(str(_LOCAL_ROUGE))
-    except Exception as e:  # a broken install must say so, not hang on the Hub
-        raise RuntimeError(f"could not load the local ROUGE module {_LOCAL_ROUGE}: {e}") from e
+def mean_rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """The mean ROUGE-L F-measure of each prediction against its reference (0.0 for no pairs)."""
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
+    scores = [rouge_l(rouge_tokens(p), rouge_tokens(r)) for p, r in zip(predictions, references)]
+    return sum(scores) / len(scores) if scores else 0.0
 
 
 def rouge_compute_metrics(tokenizer):
     """A ``compute_metrics`` for ``Seq2SeqTrainer(predict_with_generate=True)``: ROUGE-L and generation length."""
     import numpy as np
 
-    rouge = load_rouge()
     pad = tokenizer.pad_token_id
 
     def compute(eval_pred):
@@ -45,8 +40,7 @@ def rouge_compute_metrics(tokenizer):
         labels = np.where(labels < 0, pad, labels)
         texts = [t.strip() for t in tokenizer.batch_decode(preds, skip_special_tokens=True)]
         refs = [t.strip() for t in tokenizer.batch_decode(labels, skip_special_tokens=True)]
-        scores = rouge.compute(predictions=texts, references=refs)
         lengths = [int((p != pad).sum()) for p in preds]
-        return {"rougeL": scores["rougeL"], "gen_len": float(np.mean(lengths)) if lengths else 0.0}
+        return {"rougeL": mean_rouge_l(texts, refs), "gen_len": float(np.mean(lengths)) if lengths else 0.0}
 
     return compute

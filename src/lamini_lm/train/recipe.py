@@ -25,7 +25,7 @@ from typing import Any
 from lamini_lm.artifacts import Manifest, describe_input, lineage, read_manifest
 from lamini_lm.config import ConfigError, StageParser, config_from_dict, load_yaml
 from lamini_lm.errors import OutputExistsError, UsageError
-from lamini_lm.train.data import DataCollatorForRecipes, load_instruction_splits, tokenize_dataset
+from lamini_lm.train.data import load_instruction_splits, tokenize_dataset
 from lamini_lm.train.registry import RecipeFamily, get_family
 
 __all__ = ["Recipe", "load_recipe", "merge_lora", "parse_recipe_args", "recipe_parser"]
@@ -125,17 +125,16 @@ class Recipe:
         tokenizer = self.load_tokenizer()
         model = self.load_model()
         with cfg.main_process_first(desc="tokenise"):
-            train = tokenize_dataset(train, tokenizer, self.family.name, cfg, desc="tokenise train")
+            train = tokenize_dataset(train, tokenizer, self.family, cfg, desc="tokenise train")
             if evals is not None:
-                evals = tokenize_dataset(evals, tokenizer, self.family.name, cfg, desc="tokenise eval")
+                evals = tokenize_dataset(evals, tokenizer, self.family, cfg, desc="tokenise eval")
         if evals is None and cfg.eval_strategy != "no":
             logger.warning("no held-out split (eval_split_size=0 and no %r split): evaluation off", cfg.eval_split)
             cfg.eval_strategy = "no"
         kwargs: dict[str, Any] = {}
-        if self.family.name == "seq2seq" and cfg.predict_with_generate and cfg.rouge_eval and evals is not None:
-            from lamini_lm.train.metrics import rouge_compute_metrics
-
-            kwargs["compute_metrics"] = rouge_compute_metrics(tokenizer)
+        generates = getattr(cfg, "predict_with_generate", False) and getattr(cfg, "rouge_eval", False)
+        if self.family.compute_metrics and generates and evals is not None:
+            kwargs["compute_metrics"] = self.family.metrics(tokenizer)
         multiple = 8 if (cfg.bf16 or cfg.fp16) else None  # tensor cores like multiples of 8
         self.trainer = self.family.trainer_cls(
             model=model,
@@ -143,7 +142,7 @@ class Recipe:
             train_dataset=train,
             eval_dataset=evals,
             processing_class=tokenizer,
-            data_collator=DataCollatorForRecipes(tokenizer, model=model, pad_to_multiple_of=multiple),
+            data_collator=self.family.collator(tokenizer, model=model, pad_to_multiple_of=multiple),
             **kwargs,
         )
         return self.trainer

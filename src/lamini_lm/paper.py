@@ -1,12 +1,16 @@
-"""The paper's evaluation facts: the 15 zero-shot tasks with their metric, and the published numbers.
+"""The LaMini-LM paper's facts that code needs, in one place: the 15 zero-shot tasks (metric, size, the data
+lm-eval scores, which decontamination checks too), the topic rule for Wikipedia categories, and the published
+numbers (averages and the human A-D counts).
 
 Task names are those of the current lm-evaluation-harness (0.4.x); the dataset ids are the ones its task YAMLs
-load, used for ``model-index`` entries when a results file does not carry them.
+load, used for ``model-index`` entries when a results file does not carry them and for decontamination.
 
 Example:
-    >>> from lamini_lm.evaluation.tasks import PAPER_TASKS, paper_metric
+    >>> from lamini_lm.paper import PAPER_TASKS, is_paper_topic, paper_metric
     >>> len(PAPER_TASKS), paper_metric("hellaswag")
     (15, 'acc_norm')
+    >>> is_paper_topic("Infantry", n_subcategories=11, n_pages=51), is_paper_topic("A b c", 100, 1000)
+    (True, False)
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ __all__ = [
     "PAPER_AVERAGES",
     "PAPER_RUBRIC",
     "PAPER_TASKS",
+    "TOPIC_RULE",
     "PaperTask",
+    "TopicRule",
+    "is_paper_topic",
     "paper_metric",
     "paper_task",
 ]
@@ -34,15 +41,23 @@ class PaperTask:
     dataset: str
     dataset_config: str | None
     split: str
+    # the splits decontamination checks: the scored one, plus validation when the task scores test
+    extra_splits: tuple[str, ...] = ()
+
+    @property
+    def decontamination_splits(self) -> tuple[str, ...]:
+        return (self.split, *self.extra_splits)
 
 
 # The paper's table, in its order. Dataset/config/split as in lm-eval 0.4's YAMLs (test split when the
 # task has one, else validation), so model cards point at what was actually scored.
 PAPER_TASKS: tuple[PaperTask, ...] = (
-    PaperTask("OpenBookQA", "openbookqa", 500, "acc_norm", "allenai/openbookqa", "main", "test"),
-    PaperTask("SciQ", "sciq", 1000, "acc_norm", "allenai/sciq", None, "test"),
+    PaperTask("OpenBookQA", "openbookqa", 500, "acc_norm", "allenai/openbookqa", "main", "test", ("validation",)),
+    PaperTask("SciQ", "sciq", 1000, "acc_norm", "allenai/sciq", None, "test", ("validation",)),
     PaperTask("RACE", "race", 1045, "acc", "EleutherAI/race", "high", "test"),
-    PaperTask("ARC-Challenge", "arc_challenge", 1172, "acc_norm", "allenai/ai2_arc", "ARC-Challenge", "test"),
+    PaperTask(
+        "ARC-Challenge", "arc_challenge", 1172, "acc_norm", "allenai/ai2_arc", "ARC-Challenge", "test", ("validation",)
+    ),
     PaperTask("PIQA", "piqa", 1838, "acc_norm", "baber/piqa", None, "validation"),
     PaperTask("ReCoRD", "record", 10000, "f1", "aps/super_glue", "record", "validation"),
     PaperTask("SST-2", "sst2", 872, "acc", "nyu-mll/glue", "sst2", "validation"),
@@ -100,3 +115,27 @@ def paper_metric(task: str) -> str | None:
     """The metric the paper reports for ``task`` (``acc``, ``acc_norm`` or ``f1``), ``None`` if not a paper task."""
     entry = _BY_TASK.get(task)
     return entry.metric if entry else None
+
+
+@dataclasses.dataclass(frozen=True)
+class TopicRule:
+    """The paper's filter of Wikipedia categories into topics: a title of fewer than ``words_below`` words, more
+    than ``subcategories_above`` subcategories and more than ``pages_above`` pages (all strict, as the paper says)."""
+
+    words_below: int = 3
+    subcategories_above: int = 10
+    pages_above: int = 50
+
+    def keeps(self, name: str, n_subcategories: int, n_pages: int) -> bool:
+        words = len(str(name).replace("_", " ").split())
+        return (
+            0 < words < self.words_below and n_subcategories > self.subcategories_above and n_pages > self.pages_above
+        )
+
+
+TOPIC_RULE = TopicRule()
+
+
+def is_paper_topic(name: str, n_subcategories: int, n_pages: int, rule: TopicRule = TOPIC_RULE) -> bool:
+    """Whether a Wikipedia category passes the paper's topic filter (``rule`` changes the thresholds)."""
+    return rule.keeps(name, n_subcategories, n_pages)
