@@ -36,7 +36,6 @@ __all__ = [
     "EvalConfig",
     "detect_family",
     "evaluate_model",
-    "leading_positionals",
     "main",
     "make_lm",
     "parse_metric_overrides",
@@ -228,24 +227,6 @@ def _show_wrapped_arguments(raw: dict, lm) -> None:
             continue  # never wrapped
         for row in rows:
             row["arguments"] = [[lm.wrap_context(a[0]), *a[1:]] for a in row["arguments"]]
-
-
-def leading_positionals(argv: list[str], flag: str) -> list[str]:
-    """Move the bare arguments before the first flag (a YAML config aside) behind ``flag``.
-
-    Kept for ``compare`` and ``judge`` until their parsers take positionals (``StageParser(positionals=...)``);
-    ``evaluate`` no longer uses it.
-    """
-    bare = []
-    for a in argv:
-        if a.startswith("-"):
-            break
-        bare.append(a)
-    values = [a for a in bare if not a.endswith((".yaml", ".yml"))]
-    if not values:
-        return argv
-    configs = [a for a in bare if a.endswith((".yaml", ".yml"))]
-    return [*configs, flag, *values, *argv[len(bare) :]]
 
 
 def save_evaluation(
