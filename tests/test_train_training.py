@@ -272,7 +272,7 @@ def test_missing_broken_and_unreachable_data_are_one_line(tiny_gpt2, tmp_path, c
     broken = tmp_path / "broken.jsonl"
     broken.write_text(json.dumps(ROWS[0]) + "\n" + '{"instruction": "x", "response": \n')
     line, _ = _one_line_error(capsys, [*base, "--dataset_name", str(broken)], 1)
-    assert line.startswith(f"lamini-lm train: error: {broken}:2: not valid JSON")
+    assert line.startswith(f"lamini-lm train: error: {broken}, line 2: not valid JSON")
     # Online but no network (a closed port): a Hub id fails within seconds and names the local alternative.
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
         monkeypatch.delenv(var)
