@@ -146,6 +146,11 @@ def test_cli_writes_json_markdown_and_csv(tiny_gpt2, demo_tasks, tmp_path, capsy
     assert (out / "results.csv").read_text().splitlines()[0] == f"task,metric,{tiny_gpt2.name}"
     assert "Average" in capsys.readouterr().out
     json.loads((out / "results.json").read_text())  # plain JSON, no NaN or objects
+    from lamini_lm.artifacts import read_manifest
+
+    manifest = read_manifest(out)  # the evaluation is an artifact whose input is the student
+    assert manifest.stage == "evaluate" and manifest.input("model")["path"] == str(tiny_gpt2.resolve())
+    assert manifest.extra["average"] == results["average"] and set(manifest.extra["tasks"]) == {"sciq", "rte"}
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 8 and {s["task"] for s in samples} == {"sciq", "rte"}
     # The logged request is what the model was shown: the wrapped context.
@@ -170,3 +175,14 @@ def test_registered_with_plain_lm_eval(tiny_gpt2, demo_tasks):
     )
     assert raw["config"]["lamini_family"] == "causal" and raw["config"]["lamini_wrapper"] is False
     assert not raw["samples"]["rte"][0]["arguments"][0][0].startswith("Below is an instruction")
+
+
+@pytest.mark.parametrize("model", ["nope_model", "runs/nope"])
+def test_cli_missing_model_is_one_line(model, tmp_path, capsys, monkeypatch):
+    from lamini_lm.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", model, "--output_dir", str(tmp_path / "eval")]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"lamini-lm evaluate: error: MODEL {model}: ") and ("not found" in line or "cache" in line)
+    assert not (tmp_path / "eval").exists()

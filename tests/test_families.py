@@ -21,7 +21,7 @@ import lamini_lm
 from lamini_lm import families, prompts
 from lamini_lm.evaluation import evaluate_model, make_lm
 from lamini_lm.evaluation.demo_tasks import write_demo_tasks
-from lamini_lm.model_card import build_model_card
+from lamini_lm.publishing.model import build_model_card
 from lamini_lm.train import load_recipe
 
 TOY_WRAPPER = "<|user|>\n{instruction}\n<|assistant|>\n"

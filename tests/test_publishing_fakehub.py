@@ -98,3 +98,71 @@ def test_a_fresh_interpreter_reaches_the_fake_hub_through_the_environment_alone(
     from transformers import AutoModelForSeq2SeqLM
 
     assert int(out.stdout.split()[-1]) == AutoModelForSeq2SeqLM.from_pretrained(tiny_t5).num_parameters()
+
+
+ROWS = [
+    {"instruction": "Name a fruit that is red.", "response": "An apple is red."},
+    {"instruction": "What colour is the sky?", "response": "The sky is blue."},
+    {"instruction": "Give a word for happy.", "response": "Glad."},
+    {"instruction": "How many legs does a cat have?", "response": "A cat has four legs."},
+]
+
+
+def test_train_evaluate_publish_from_the_hub_keeps_base_model_datasets_and_results(fake_hub, tiny_t5, tmp_path):
+    """Issue 12's acceptance: base model and data on the (test) Hub, train, evaluate, publish; the pushed card
+    says where the student came from and how it scored, and no checkpoint leaves the machine."""
+    import re
+    import subprocess
+    import sys
+
+    import datasets
+    import yaml
+    from huggingface_hub import HfApi
+
+    from lamini_lm.artifacts import lineage
+    from lamini_lm.evaluation.demo_tasks import DEMO_TASKS, write_demo_tasks
+
+    api = HfApi()
+    api.create_repo("org/tiny-t5")
+    api.upload_folder(folder_path=tiny_t5, repo_id="org/tiny-t5")
+    datasets.Dataset.from_list(ROWS * 3).push_to_hub("org/instructions")
+    env = {**fake_hub.env, "HF_HUB_OFFLINE": "0", "HF_HUB_CACHE": str(tmp_path / "subprocess-cache")}
+
+    def lamini(*args):
+        cmd = [sys.executable, "-m", "lamini_lm.cli", *map(str, args)]
+        done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    student, evals = tmp_path / "runs" / "student", tmp_path / "runs" / "eval"
+    lamini("train", "lamini-flan-t5-77m", "--model_name_or_path", "org/tiny-t5", "--dataset_name", "org/instructions",
+           "--output_dir", student, "--max_steps", 3, "--per_device_train_batch_size", 4, "--eval_split_size", 0,
+           "--eval_strategy", "no", "--save_strategy", "steps", "--save_steps", 1, "--use_cpu", "true",
+           "--bf16", "false")  # fmt: skip
+    assert list(student.glob("checkpoint-*")) and (student / "training_args.bin").is_file()
+    tasks = [t for t in DEMO_TASKS if t != "demo_generate"]
+    write_demo_tasks(tmp_path / "tasks", n=6)
+    lamini("evaluate", student, "--output_dir", evals, "--tasks", *tasks, "--include_path", tmp_path / "tasks",
+           "--no_include_defaults", "--device", "cpu", "--bootstrap_iters", 0)  # fmt: skip
+    done = lamini("publish", student, "--repo_id", "org/lamini-tiny-t5")  # no --eval_results: found beside it
+
+    files = fake_hub.hub.files("org/lamini-tiny-t5")
+    card = files["README.md"].decode()
+    meta = yaml.safe_load(re.match(r"^---\n(.*?)\n---\n", card, flags=re.S).group(1))
+    assert meta["base_model"] == "org/tiny-t5"
+    assert meta["datasets"] == ["org/instructions"]
+    [index] = meta["model-index"]
+    assert len(index["results"]) == len(tasks) and "Not evaluated yet" not in card
+    assert not [f for f in files if f.startswith("checkpoint-") or "/" in f]
+    assert {"model.safetensors", "config.json", "lamini_lm.json"} <= set(files)
+    assert "training_args.bin" not in files and "trainer_state.json" not in files and "optimizer.pt" not in files
+    assert all(fake_hub.token.encode() not in data for data in files.values())
+    assert done.stdout.strip().startswith(f"{fake_hub.endpoint}/org/lamini-tiny-t5/commit/")  # the commit URL
+    # The lineage runs from the evaluation through the student to the Hub inputs.
+    chain = lineage(evals)
+    assert [m.stage for m in chain] == ["evaluate", "train"]
+    train = chain[1]
+    assert (
+        train.input("base_model")["hub_id"] == "org/tiny-t5" and train.input("dataset")["hub_id"] == "org/instructions"
+    )
+    assert train.extra["train_examples"] == 12 and train.extra["steps"] == 3

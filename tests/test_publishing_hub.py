@@ -11,8 +11,15 @@ import pytest
 import yaml
 
 import lamini_lm
-from lamini_lm.hub import PublishError, publish
-from lamini_lm.model_card import _one_entry_per_task, build_model_card, count_parameters, format_parameters
+from lamini_lm.publishing.model import (
+    PublishError,
+    _one_entry_per_task,
+    build_model_card,
+    find_eval_results,
+    format_parameters,
+    publish,
+    published_files,
+)
 
 INSTRUCTIONS = ["Name three primary colours.", "Explain why the sky is blue.", "Add 2 and 3."]
 
@@ -75,49 +82,73 @@ LM_EVAL_RESULTS = {
 }
 
 
-def _write_training_record(student, family):
-    """What a training run leaves beside the weights: trainer_state.json, training_args.bin, lamini_lm_run.json."""
-    import torch
-    from transformers import Seq2SeqTrainingArguments, TrainingArguments
+ROWS = [
+    {"instruction": "Name a fruit that is red.", "response": "An apple is red."},
+    {"instruction": "What colour is the sky?", "response": "The sky is blue."},
+    {"instruction": "Give a word for happy.", "response": "Glad."},
+]
 
-    cls = Seq2SeqTrainingArguments if family == "seq2seq" else TrainingArguments
-    args = cls(
-        output_dir=str(student),
+
+def _train(student, tmp_path, **kw):
+    """A real 3-step training run from the tiny model in ``student`` into ``student`` + "-trained", on a dataset
+    artifact whose manifest names its teacher; returns the trained folder (with its training manifest)."""
+    from datasets import Dataset
+    from transformers import AutoConfig
+
+    from lamini_lm.artifacts import Manifest
+    from lamini_lm.train import load_recipe
+
+    data = tmp_path / "data"
+    if not data.exists():
+        Dataset.from_list(ROWS * 4).save_to_disk(str(data))
+        Manifest(stage="responses", teacher_models=["gpt-3.5-turbo"], rows=len(ROWS) * 4).save(data)
+    family = "seq2seq" if AutoConfig.from_pretrained(student).is_encoder_decoder else "causal"
+    out = student.parent / f"{student.name}-trained"
+    args = dict(
+        family=family,
+        model_name_or_path=str(student),
+        dataset_name=str(data),
+        output_dir=str(out),
+        max_steps=3,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=4,
         learning_rate=5e-4,
-        num_train_epochs=5,
-        per_device_train_batch_size=4,
-        gradient_accumulation_steps=8,
-        lr_scheduler_type="linear",
+        eval_split_size=0,
+        eval_strategy="no",
+        save_strategy="no",
+        logging_steps=1,
+        use_cpu=True,
         seed=42,
-        report_to=[],
+        report_to="none",
+        disable_tqdm=True,
     )
-    torch.save(args, student / "training_args.bin")
-    state = {"global_step": 120, "log_history": [{"loss": 2.0, "step": 10}, {"train_loss": 1.23456, "step": 120}]}
-    (student / "trainer_state.json").write_text(json.dumps(state))
-    run = {
-        "base_model": "google/flan-t5-small",
-        "datasets": ["MBZUAI/LaMini-instruction", "/local/extra"],
-        "teacher": "gpt-3.5-turbo",
-        "train_examples": 2585615,
-        "hyperparameters": {"max_source_length": 512},
-    }
-    (student / "lamini_lm_run.json").write_text(json.dumps(run))
+    load_recipe(**{**args, **kw}).train()
+    return out
 
 
 def test_model_card_is_right_the_first_time(student, tmp_path):
     from huggingface_hub import ModelCard, ModelCardData
-    from transformers import AutoConfig
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
+    from lamini_lm.artifacts import read_manifest
+
+    # A base model saved by transformers 4 records its Hub id in config.json; the manifest takes it from there.
+    config = json.loads((student / "config.json").read_text())
+    (student / "config.json").write_text(json.dumps({**config, "_name_or_path": "google/flan-t5-small"}))
     family = "seq2seq" if AutoConfig.from_pretrained(student).is_encoder_decoder else "causal"
-    _write_training_record(student, family)
+    trained = _train(student, tmp_path)
+    manifest = read_manifest(trained)
     results = tmp_path / "results.json"
     results.write_text(json.dumps(LM_EVAL_RESULTS))
-    card = build_model_card(student, "someone/lamini-tiny-58K", eval_results=results)
+    card = build_model_card(
+        trained, "someone/lamini-tiny-58K", eval_results=results, datasets=["MBZUAI/LaMini-instruction", "/local/x"]
+    )
     text = str(card)
 
     meta = _card_meta(text)  # YAML parses
     assert meta["base_model"] == "google/flan-t5-small"
     assert meta["datasets"] == ["MBZUAI/LaMini-instruction"]  # a local path is not a Hub dataset id
+    assert "`/local/x` (local)" in text  # but the text names it
     assert meta["license"] == "cc-by-nc-4.0" and meta["language"] == ["en"]
     assert meta["library_name"] == "transformers"
     assert meta["pipeline_tag"] == ("text2text-generation" if family == "seq2seq" else "text-generation")
@@ -132,13 +163,15 @@ def test_model_card_is_right_the_first_time(student, tmp_path):
     assert by_task["SciQ"].dataset_type == "allenai/sciq" and by_task["RTE"].metric_type == "acc"
     assert ModelCard(text).data.to_dict()["model-index"] == meta["model-index"]  # round-trips through ModelCard
 
-    from transformers import AutoModel
-
-    n = AutoModel.from_pretrained(student).num_parameters()
-    assert count_parameters(student) == n
+    auto = AutoModelForSeq2SeqLM if family == "seq2seq" else AutoModelForCausalLM
+    n = auto.from_pretrained(trained).num_parameters()
+    assert manifest.extra["parameters"] == n
     assert f"{n:,}" in text and format_parameters(n) in text
-    assert "learning_rate | 0.0005" in text and "effective_batch_size | 32" in text and "max_source_length" in text
-    assert "train loss: 1.2346" in text and "gpt-3.5-turbo" in text and "2,585,615" in text
+    assert "learning_rate | 0.0005" in text and "effective_batch_size | 8" in text and "world_size | 1" in text
+    assert ("max_source_length | 512" if family == "seq2seq" else "max_length | 512") in text
+    assert "precision | fp32" in text and "seed | 42" in text and "steps | 3" in text
+    assert f"train loss: {manifest.extra['train_loss']}" in text and "gpt-3.5-turbo" in text
+    assert "(12 examples)" in text
     assert "| **average** (3 tasks) | | | **58.4667** |" in text  # (36.2 + 84.2 + 55.0) / 3, in percent
     assert "transformers " in text and "arXiv:2304.14402" in text and "Single-turn only" in text
     assert ("### Response:" in text) == (family == "causal")
@@ -149,6 +182,7 @@ def test_card_without_results_has_no_empty_model_index(student):
     meta = _card_meta(text)
     assert "model-index" not in meta and "Not evaluated yet" in text
     assert "base_model" not in meta  # nothing recorded: absent, never a wrong guess
+    assert "**Parameters:** not recorded" in text and "**Training data:** not recorded" in text
 
 
 def test_results_without_any_task_are_refused(tiny_t5, tmp_path):
@@ -158,8 +192,9 @@ def test_results_without_any_task_are_refused(tiny_t5, tmp_path):
         build_model_card(tiny_t5, "someone/x", eval_results=results)
 
 
-def test_size_in_name_that_disagrees_with_weights_warns(tiny_t5, caplog):
-    build_model_card(tiny_t5, "someone/lamini-t5-61M")
+def test_size_in_name_that_disagrees_with_weights_warns(tiny_t5, tmp_path, caplog):
+    student = shutil.copytree(tiny_t5, tmp_path / "t5")
+    build_model_card(_train(student, tmp_path), "someone/lamini-t5-61M")
     assert "says 61M parameters but the weights hold" in caplog.text
 
 
@@ -178,7 +213,7 @@ def test_cli_card_only_writes_readme(tiny_t5, tmp_path, capsys):
 
     student = tmp_path / "s"
     shutil.copytree(tiny_t5, student)
-    assert main(["publish", str(student), "--repo-id", "someone/tiny", "--card-only"]) == 0
+    assert main(["publish", str(student), "--repo_id", "someone/tiny", "--card_only"]) == 0
     assert _card_meta((student / "README.md").read_text())["pipeline_tag"] == "text2text-generation"
     assert capsys.readouterr().out.strip() == str(student / "README.md")
 
@@ -187,8 +222,49 @@ def test_cli_without_token_exits_2_with_message(tiny_t5, capsys, monkeypatch):
     from lamini_lm.cli import main
 
     monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
-    assert main(["publish", str(tiny_t5), "--repo-id", "someone/tiny"]) == 2
-    assert "no Hugging Face token found" in capsys.readouterr().out
+    assert main(["publish", str(tiny_t5), "--repo_id", "someone/tiny"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("lamini-lm publish: error: no Hugging Face token found")
+
+
+def test_cli_missing_model_dir_is_one_line(tmp_path, capsys):
+    from lamini_lm.cli import main
+
+    assert main(["publish", str(tmp_path / "nope"), "--repo_id", "someone/tiny"]) == 2
+    assert capsys.readouterr().err.strip() == f"lamini-lm publish: error: {tmp_path / 'nope'}: no such model folder"
+
+
+def test_published_files_leave_checkpoints_and_trainer_state_out(tiny_t5, tmp_path):
+    student = shutil.copytree(tiny_t5, tmp_path / "s")
+    for rel in ["checkpoint-5/model.safetensors", "checkpoint-5/optimizer.pt", "adapter/adapter_model.safetensors"]:
+        (student / rel).parent.mkdir(parents=True, exist_ok=True)
+        (student / rel).write_bytes(b"x")
+    for name in ["training_args.bin", "trainer_state.json", "optimizer.pt", "notes.txt", "lamini_lm.json"]:
+        (student / name).write_bytes(b"{}")
+    files = published_files(student)
+    assert "model.safetensors" in files and "config.json" in files and "lamini_lm.json" in files
+    assert not [f for f in files if "/" in f or f in ("training_args.bin", "trainer_state.json", "optimizer.pt")]
+    assert "notes.txt" not in files
+    with_checkpoints = published_files(student, include_checkpoints=True)
+    assert {"checkpoint-5/model.safetensors", "checkpoint-5/optimizer.pt", "training_args.bin"} <= set(
+        with_checkpoints
+    )
+    assert "adapter/adapter_model.safetensors" not in with_checkpoints
+
+
+def test_evaluation_beside_the_student_is_found_and_others_are_not(tiny_t5, tmp_path):
+    from lamini_lm.evaluation.harness import save_evaluation
+
+    runs = tmp_path / "runs"
+    student = shutil.copytree(tiny_t5, runs / "student")
+    other = shutil.copytree(tiny_t5, runs / "other")
+    assert find_eval_results(student) is None
+    summary = {"model": str(student), "tasks": {"sciq": {"metric": "acc", "value": 0.5}}, "average": 0.5}
+    save_evaluation(summary, runs / "other-eval", other)  # another model's evaluation, one level up
+    assert find_eval_results(student) is None
+    save_evaluation(summary, runs / "eval", student)
+    assert find_eval_results(student) == (runs / "eval" / "results.json").resolve()
+    assert find_eval_results(other) == (runs / "other-eval" / "results.json").resolve()
 
 
 @pytest.mark.integration

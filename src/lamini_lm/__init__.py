@@ -2,7 +2,7 @@
 
 Stages, each a module that reads the previous stage's dataset and writes its own:
 ``lamini_lm.generation`` -> ``lamini_lm.quality`` -> ``lamini_lm.builders`` -> ``lamini_lm.train`` ->
-``lamini_lm.evaluation`` -> ``lamini_lm.hub``. Heavy packages are imported inside the stage that needs them.
+``lamini_lm.evaluation`` -> ``lamini_lm.publishing``. Heavy packages are imported inside the stage that needs them.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "compare": ("lamini_lm.evaluation.compare:main", "table and plot of results files beside the paper's averages"),
     "judge": ("lamini_lm.evaluation.judge:main", "rate a student's answers A/B/C/D with a judge model (rubric)"),
     "rate": ("lamini_lm.evaluation.rating:main", "people rate answers A-D in a local web page; agreement report"),
-    "publish": ("lamini_lm.hub:main", "push a trained student with its model card to the Hub in one commit"),
+    "publish": ("lamini_lm.publishing.model:main", "push a trained student with its card and manifest to the Hub"),
     "quickstart": ("lamini_lm.quickstart:main", "run the whole pipeline at toy scale into one folder (offline too)"),
 }
 

@@ -8,7 +8,8 @@
 4. a student trained on it (``lamini_lm.train.load_recipe``: the LaMini-Flan-T5-77M recipe at toy scale);
 5. its evaluation (``lamini_lm.evaluation.evaluate_model``: a few of the paper's tasks with a teacher online, small
    local tasks shaped like them offline);
-6. its model card (``lamini_lm.model_card``), and a push with ``--push_to_hub USER/NAME``.
+6. its model card (``lamini_lm.publishing.model``, from the training manifest), and a push with
+   ``--push_to_hub USER/NAME``.
 
 Every stage writes under ``--output``; re-running reuses the teacher's answers (the generation store).
 
@@ -193,7 +194,8 @@ def _train(config: QuickstartConfig, out: Path, dataset) -> Path:
 
 def _evaluate(config: QuickstartConfig, out: Path, student: Path) -> dict:
     """Zero-shot scores of the student, saved as results.json/.md/.csv and a PNG beside the paper's averages."""
-    from lamini_lm.evaluation import evaluate_model, save_results
+    from lamini_lm.evaluation import evaluate_model
+    from lamini_lm.evaluation.harness import save_evaluation
     from lamini_lm.evaluation.plots import plot_comparison
 
     if config.is_offline:
@@ -205,29 +207,20 @@ def _evaluate(config: QuickstartConfig, out: Path, student: Path) -> dict:
     else:
         kwargs = {"tasks": config.eval_tasks, "limit": config.eval_limit}
     results = evaluate_model(str(student), batch_size=8, device="cpu", bootstrap_iters=0, seed=config.seed, **kwargs)
-    save_results(results, out / "eval")
+    save_evaluation(results, out / "eval", student)  # results + manifest naming the student: publish finds it
     plot_comparison([results], out / "eval" / "results.png", labels=[student.name])
     return results
 
 
 def _model_card(config: QuickstartConfig, out: Path, student: Path, teacher: str, rows: int) -> Path:
-    """Write the student's model card (README.md) and its run record; publish if asked."""
-    from lamini_lm.model_card import RUN_METADATA_FILE, write_model_card
+    """Write the student's model card (README.md) from its training manifest; publish if asked."""
+    from lamini_lm.publishing.model import publish, write_model_card
 
-    run = {
-        "base_model": None if config.is_offline else config.base_model,
-        "datasets": [str(out / "dataset")],
-        "teacher": teacher,
-        "train_examples": rows,
-    }
-    write_text_atomic(student / RUN_METADATA_FILE, json.dumps(run, indent=2))
     repo_id = config.push_to_hub or "your-name/lamini-quickstart-t5"
     if config.push_to_hub:
-        from lamini_lm.hub import publish
-
-        publish(student, repo_id, eval_results=out / "eval" / "results.json")
+        publish(student, repo_id, teacher=teacher)  # the evaluation in out/eval is found beside the student
     else:
-        write_model_card(student, repo_id, eval_results=out / "eval" / "results.json")
+        write_model_card(student, repo_id, teacher=teacher)
     return student / "README.md"
 
 

@@ -36,11 +36,11 @@ __all__ = [
     "EvalConfig",
     "detect_family",
     "evaluate_model",
-    "leading_positionals",
     "main",
     "make_lm",
     "parse_metric_overrides",
     "resolve_device",
+    "save_evaluation",
 ]
 
 logger = logging.getLogger(__name__)
@@ -51,10 +51,21 @@ class EvalConfig:
     """Settings of ``lamini-lm evaluate``."""
 
     model: str = dataclasses.field(
-        default=None, metadata={"help": "student to evaluate: a local folder or a Hub id (also the first argument)"}
+        default=None,
+        metadata={
+            "help": "student to evaluate: a local folder or a Hub id (also the first argument)",
+            "required": True,
+        },
     )
     output_dir: str = dataclasses.field(
-        default=None, metadata={"help": "where to write results.json/.md/.csv (default: eval/<model folder name>)"}
+        default=None,
+        metadata={
+            "help": "where to write results.json/.md/.csv and the manifest lamini_lm.json "
+            "(default: eval/<model folder name>)"
+        },
+    )
+    overwrite: bool = dataclasses.field(
+        default=False, metadata={"help": "replace output_dir even if it holds files that are not an evaluation"}
     )
     tasks: list[str] = dataclasses.field(
         default=None, metadata={"help": "lm-eval task names (default: the paper's 15 tasks)"}
@@ -63,7 +74,7 @@ class EvalConfig:
         default=True,
         metadata={
             "help": "wrap contexts as the student was trained (Alpaca for decoder-only, raw for "
-            "encoder-decoder); --no-wrapper scores raw contexts, e.g. for base models"
+            "encoder-decoder); --no_wrapper scores raw contexts, e.g. for base models"
         },
     )
     family: str = dataclasses.field(
@@ -80,7 +91,7 @@ class EvalConfig:
         default=None, metadata={"help": "a folder of extra lm-eval task YAMLs (local data, custom tasks)"}
     )
     include_defaults: bool = dataclasses.field(
-        default=True, metadata={"help": "index lm-eval's built-in tasks too (--no-include-defaults: only yours)"}
+        default=True, metadata={"help": "index lm-eval's built-in tasks too (--no_include_defaults: only yours)"}
     )
     metrics: list[str] = dataclasses.field(
         default=None, metadata={"help": "metric overrides as task=metric, for tasks outside the paper's table"}
@@ -218,18 +229,39 @@ def _show_wrapped_arguments(raw: dict, lm) -> None:
             row["arguments"] = [[lm.wrap_context(a[0]), *a[1:]] for a in row["arguments"]]
 
 
-def leading_positionals(argv: list[str], flag: str) -> list[str]:
-    """Move the bare arguments before the first flag (a YAML config aside) behind ``flag``."""
-    bare = []
-    for a in argv:
-        if a.startswith("-"):
-            break
-        bare.append(a)
-    values = [a for a in bare if not a.endswith((".yaml", ".yml"))]
-    if not values:
-        return argv
-    configs = [a for a in bare if a.endswith((".yaml", ".yml"))]
-    return [*configs, flag, *values, *argv[len(bare) :]]
+def save_evaluation(
+    results: Mapping[str, Any],
+    output_dir: str | os.PathLike,
+    model: str | os.PathLike | None = None,
+    config: EvalConfig | Mapping[str, Any] | None = None,
+    model_input: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write the evaluation artifact into ``output_dir``: results.json/.md/.csv and the manifest ``lamini_lm.json``
+    (stage ``evaluate``; input: the student with role ``model``, so ``publish`` and lineage find it; extra: the
+    average and each task's metric and value). Returns the written paths."""
+    from lamini_lm.artifacts import Manifest, describe_input
+    from lamini_lm.evaluation.results import save_results
+
+    written = save_results(results, output_dir)
+    entry = (
+        dict(model_input)
+        if model_input
+        else describe_input(model if model is not None else results.get("model"), role="model")
+    )
+    tasks = {
+        name: {k: task.get(k) for k in ("metric", "value", "stderr") if k in task}
+        for name, task in (results.get("tasks") or {}).items()
+        if isinstance(task, Mapping)
+    }
+    settings = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config or {})
+    manifest = Manifest(
+        stage="evaluate",
+        config=settings,
+        inputs=[entry],
+        extra={"average": results.get("average"), "tasks": tasks, "results_file": "results.json"},
+    )
+    written["manifest"] = manifest.save(output_dir)
+    return written
 
 
 def parse_metric_overrides(items: Sequence[str] | None) -> dict[str, str]:
@@ -243,17 +275,31 @@ def parse_metric_overrides(items: Sequence[str] | None) -> dict[str, str]:
     return out
 
 
+EVALUATE_EXAMPLES = """\
+  lamini-lm evaluate runs/flan-t5-77m --output_dir runs/eval
+  lamini-lm evaluate MBZUAI/LaMini-GPT-124M --tasks sciq rte --limit 100
+  lamini-lm evaluate runs/t5 --include_path my_tasks/ --no_include_defaults --tasks my_task"""
+
+
 def main(argv: list[str] | None = None, prog: str = "lamini-lm evaluate") -> int:
-    """Score a student on the paper's 15 zero-shot tasks and write results.json, results.md and results.csv."""
+    """Score a student on the paper's 15 zero-shot tasks; write results.json/.md/.csv and the manifest."""
     from pathlib import Path
 
-    from lamini_lm.config import parse_config
-    from lamini_lm.evaluation.results import format_table, save_results
+    from lamini_lm.artifacts import artifact_output, check_output, describe_input
+    from lamini_lm.config import StageParser
+    from lamini_lm.errors import UsageError
+    from lamini_lm.evaluation.results import format_table
+    from lamini_lm.sources import check_source
 
-    argv = leading_positionals(list(argv) if argv is not None else [], "--model")
-    (cfg,) = parse_config([EvalConfig], argv, prog=prog, description=main.__doc__)
-    if not cfg.model:
-        raise SystemExit(f"{prog}: give the model to evaluate (a folder or a Hub id)")
+    parser = StageParser(
+        [EvalConfig], prog=prog, description=main.__doc__, examples=EVALUATE_EXAMPLES, positionals=("model",)
+    )
+    (cfg,) = parser.parse(argv)
+    if check_source(cfg.model, "model", "MODEL") == "path" and not (Path(cfg.model) / "config.json").is_file():
+        raise UsageError(f"MODEL {cfg.model}: not a model folder (no config.json); give a folder written by training")
+    output_dir = Path(cfg.output_dir or Path("eval") / Path(cfg.model.rstrip("/")).name)
+    check_output(output_dir, "evaluate", cfg.overwrite, flag="--output_dir")  # before minutes of scoring
+    model_input = describe_input(cfg.model, role="model")
     limit = cfg.limit
     if limit is not None and limit >= 1:
         limit = int(limit)
@@ -276,8 +322,8 @@ def main(argv: list[str] | None = None, prog: str = "lamini-lm evaluate") -> int
     )
     if results is None:  # not rank 0 of a multi-process run
         return 0
-    output_dir = Path(cfg.output_dir or Path("eval") / Path(cfg.model.rstrip("/")).name)
-    written = save_results(results, output_dir)
+    with artifact_output(output_dir, "evaluate", cfg.overwrite, flag="--output_dir") as tmp:
+        written = save_evaluation(results, tmp, cfg.model, cfg, model_input=model_input)
     print(format_table([results]))
-    print("\n".join(f"wrote {p}" for p in written.values()))
+    print("\n".join(f"wrote {output_dir / Path(p).name}" for p in written.values()))
     return 0

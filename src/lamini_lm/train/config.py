@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 from transformers import Seq2SeqTrainingArguments, TrainingArguments
 
+from lamini_lm.config import ConfigError, check_range
+
 __all__ = ["CausalRecipeConfig", "RecipeArguments", "Seq2SeqRecipeConfig"]
 
 logger = logging.getLogger(__name__)
@@ -26,8 +28,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class RecipeArguments:
-    """What both families add to the Trainer's arguments: model, data, lengths, LoRA."""
+    """What both families add to the Trainer's arguments: family, model, data, lengths, LoRA, output safety."""
 
+    family: str | None = field(
+        default=None, metadata={"help": "the student family this config trains (seq2seq or causal); set by the recipe"}
+    )
     # Model
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "the base model: a Hub id (e.g. google/flan-t5-base) or a local folder"}
@@ -74,13 +79,33 @@ class RecipeArguments:
         metadata={"help": "after LoRA training, merge the adapter and save a plain model to output_dir"},
     )
 
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "train into output_dir even if it holds other files or another run's checkpoints "
+            "(starts fresh; nothing there is deleted, files the run writes are replaced)"
+        },
+    )
+
     def _check_recipe(self) -> None:
+        if self.family is None:
+            self.family = type(self).__dataclass_fields__["family"].default
+        if self.family is not None:
+            from lamini_lm.families import get_family
+
+            try:
+                expected = get_family(self.family).config_cls
+            except ValueError as e:
+                raise ConfigError(f"--family: {e}") from None
+            if not isinstance(self, expected):
+                raise ConfigError(
+                    f"--family {self.family}: its recipes use {expected.__name__}, not {type(self).__name__}"
+                )
         if not self.model_name_or_path:
-            raise ValueError("model_name_or_path is required (a Hub id or a local model folder)")
+            raise ConfigError("model_name_or_path is required (a Hub id or a local model folder)")
         if self.load_in_4bit and not self.use_lora:
-            raise ValueError("load_in_4bit is QLoRA: set use_lora too")
-        if self.eval_split_size < 0:
-            raise ValueError(f"eval_split_size must be >= 0, got {self.eval_split_size}")
+            raise ConfigError("--load_in_4bit is QLoRA: set --use_lora too")
+        check_range("eval_split_size", self.eval_split_size, 0)
         if self.bf16 and not self.use_cpu:
             # recipes say bf16 for GPUs; the same recipe on a laptop or CI should still run, in fp32, and say so
             from transformers.utils import is_torch_bf16_gpu_available, is_torch_xla_available
@@ -92,13 +117,13 @@ class RecipeArguments:
 
 @dataclass
 class _PaperDefaults(RecipeArguments):
-    """The Trainer defaults both families change (the paper's settings, SPEC 6), and the check both run.
+    """The Trainer defaults both families change (the paper's settings), and the check both run.
 
     Every field here already exists on ``TrainingArguments``, so a subclass keeps each in the Trainer's own
     position; only the default and help text change. Family-specific defaults stay on the family's class.
     """
 
-    # --- defaults changed from TrainingArguments (the paper's settings, SPEC 6) ---
+    # --- defaults changed from TrainingArguments (the paper's settings) ---
     output_dir: str | None = field(default=None, metadata={"help": "where checkpoints and the model go"})
     num_train_epochs: float = field(default=5.0, metadata={"help": "5 epochs (the paper)"})
     lr_scheduler_type: str = field(default="linear", metadata={"help": "linear decay (the paper)"})
@@ -126,6 +151,8 @@ class _PaperDefaults(RecipeArguments):
 class Seq2SeqRecipeConfig(_PaperDefaults, Seq2SeqTrainingArguments):
     """Settings of an encoder-decoder student (T5, Flan-T5): raw instruction in, teacher's response out."""
 
+    family: str | None = field(default="seq2seq", metadata={"help": "the student family: seq2seq"})
+
     max_source_length: int = field(default=512, metadata={"help": "instruction tokens kept (EOS included)"})
     max_target_length: int = field(default=512, metadata={"help": "response tokens kept (EOS included)"})
     rouge_eval: bool = field(
@@ -144,6 +171,8 @@ class Seq2SeqRecipeConfig(_PaperDefaults, Seq2SeqTrainingArguments):
 class CausalRecipeConfig(_PaperDefaults, TrainingArguments):
     """Settings of a decoder-only student (GPT-2, Cerebras-GPT, GPT-Neo, LLaMA): Alpaca-wrapped prompt, loss on
     the response only."""
+
+    family: str | None = field(default="causal", metadata={"help": "the student family: causal"})
 
     max_length: int = field(default=512, metadata={"help": "prompt + response tokens kept (EOS included)"})
 

@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from lamini_lm.errors import DataError, UsageError
 from lamini_lm.families import IGNORE_INDEX, Family, get_family, lengths, tokenizer_adds_bos
 
 __all__ = [
@@ -34,14 +35,29 @@ _FILE_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv
 
 
 def _load_any(name: str, config_name: str | None):
+    """A Dataset or DatasetDict from a local file or folder, or a Hub id; missing paths and an unreachable Hub
+    are one line (``lamini_lm.sources``), a broken JSONL names its file and line (``lamini_lm.io.load_table``)."""
     import datasets
 
-    path = Path(name)
-    if path.is_dir() and any((path / f).exists() for f in ("dataset_dict.json", "state.json")):
+    from lamini_lm.io import load_table
+    from lamini_lm.sources import check_source
+
+    kind = check_source(name, "dataset", "--dataset_name")
+    path = Path(name).expanduser()
+    if kind == "path" and path.is_dir() and any((path / f).exists() for f in ("dataset_dict.json", "state.json")):
         return datasets.load_from_disk(str(path))
-    if path.suffix in _FILE_FORMATS and path.exists():
-        return datasets.load_dataset(_FILE_FORMATS[path.suffix], data_files=str(path))
-    return datasets.load_dataset(name, config_name)
+    if kind == "path" and path.is_file():
+        if path.suffix not in _FILE_FORMATS:
+            raise DataError(f"--dataset_name {name}: unsupported format; use .jsonl, .json, .csv or .parquet")
+        try:
+            return load_table(path)
+        except ValueError as e:  # io reports the file and line (a broken JSONL row, no rows)
+            raise DataError(str(e)) from None
+    try:
+        return datasets.load_dataset(str(path) if kind == "path" else name, config_name)
+    except (ConnectionError, FileNotFoundError) as e:
+        where = "that folder" if kind == "path" else "the Hub or the cache"
+        raise DataError(f"--dataset_name {name}: could not be loaded from {where}: {str(e).splitlines()[0]}") from None
 
 
 def load_instruction_splits(cfg) -> tuple[Any, Any | None]:
@@ -53,11 +69,11 @@ def load_instruction_splits(cfg) -> tuple[Any, Any | None]:
     if isinstance(data, datasets.Dataset):
         data = datasets.DatasetDict({cfg.train_split: data})
     if cfg.train_split not in data:
-        raise ValueError(f"{cfg.dataset_name}: no split {cfg.train_split!r}; it has {sorted(data)}")
+        raise UsageError(f"{cfg.dataset_name}: no split {cfg.train_split!r}; it has {sorted(data)}")
     train = data[cfg.train_split]
     missing = [c for c in (cfg.instruction_column, cfg.response_column) if c not in train.column_names]
     if missing:
-        raise ValueError(
+        raise UsageError(
             f"{cfg.dataset_name}: missing column(s) {missing}; it has {train.column_names} "
             "(set instruction_column/response_column)"
         )
@@ -98,7 +114,7 @@ def tokenize_dataset(dataset, tokenizer, family: str | Family, cfg, desc: str = 
         rows = []
         for ins, resp in zip(batch[icol], batch[rcol]):
             if not isinstance(ins, str) or not isinstance(resp, str):
-                raise ValueError(f"{cfg.dataset_name}: {icol!r}/{rcol!r} must be strings, got {ins!r}, {resp!r}")
+                raise DataError(f"{cfg.dataset_name}: {icol!r}/{rcol!r} must be strings, got {ins!r}, {resp!r}")
             rows.append(family.tokenize(tokenizer, ins, resp, cfg, adds_bos=adds_bos))
         return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
 
