@@ -160,8 +160,9 @@ class Instructions(datasets.ArrowBasedBuilder):
             for batch_idx, table in enumerate(self._tables(path)):
                 if table.num_rows:
                     yield Key(idx, batch_idx), table
-        if self.skipped:
-            logger.warning("%s: skipped %s", self.config.name, dict(self.skipped))
+        skipped = {reason: n for reason, n in self.skipped.items() if n}
+        if skipped:
+            logger.warning("%s: skipped %s", self.config.name, skipped)
 
     def _tables(self, path: str) -> Iterator[pa.Table]:
         """The input in batches of this config's schema; the projection and the checks run in Arrow."""

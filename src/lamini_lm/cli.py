@@ -60,6 +60,10 @@ _NOISY_LOGGERS = (
 )
 
 
+# Loggers whose warnings repeat once per task or per row: errors only unless -v.
+_CHATTY_WARNERS = ("lm_eval.api.task", "lm_eval.evaluator", "lm_eval.models.huggingface")
+
+
 def configure_logging(verbose: int = 0) -> None:
     """lamini-lm's own INFO lines always; third-party INFO (HTTP requests, lm-eval per task) only with ``-v``."""
     logging.basicConfig(
@@ -69,6 +73,8 @@ def configure_logging(verbose: int = 0) -> None:
     )
     for name in _NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO if verbose >= 1 else logging.WARNING)
+    for name in _CHATTY_WARNERS:  # warnings repeated per task (num_fewshot overrides, metric defaults)
+        logging.getLogger(name).setLevel(logging.WARNING if verbose >= 1 else logging.ERROR)
     if not verbose:
         import os
 

@@ -1,17 +1,20 @@
-"""``lamini-lm quickstart``: the whole LaMini pipeline at toy scale, through each stage's public API, into one folder.
+"""``lamini-lm quickstart``: the whole LaMini pipeline at toy scale, through each stage's own function, into one
+folder of artifacts that each carry their ``lamini_lm.json`` manifest (so the lineage runs from the student back to
+the teacher's answers).
 
 1. a teacher: ``OPENAI_API_KEY`` (or ``--base_url``) and a real small base model, or, with neither, a tiny local
    teacher (a GPT-2 built on the spot, served by ``transformers serve``) and a tiny student, with a banner;
-2. instructions, example-guided from a few seed tasks (``lamini_lm.generation.generate_instructions``), and the
-   teacher's responses to them and to the seeds (``generate_responses``);
-3. dedup and filters (``lamini_lm.quality``), then the dataset folder: parquet, plots and card (``build_release``);
-4. a student trained on it (``lamini_lm.train.load_recipe``: the LaMini-Flan-T5-77M recipe at toy scale);
-5. its evaluation (``lamini_lm.evaluation.evaluate_model``: a few of the paper's tasks with a teacher online, small
-   local tasks shaped like them offline);
-6. its model card (``lamini_lm.publishing.model``, from the training manifest), and a push with
+2. ``instructions/``: example-guided instructions from a few seed tasks (``run_generate_instructions``);
+3. ``responses/``: the teacher's answers to the seeds and to the generated instructions (``run_generate_responses``;
+   every answer is kept in ``teacher.sqlite``, so a re-run pays for nothing twice);
+4. ``dedup/`` and ``filtered/`` (``run_dedup``, ``run_filter``), then ``dataset/``, the release folder: parquet
+   shards, plots and the dataset card (``run_push_dataset`` without a repo), built into the datasets cache as
+   ``lamini_lm/instructions`` (``run_build``), so ``load_dataset("lamini_lm/instructions")`` works afterwards;
+5. ``student/``: the LaMini-Flan-T5-77M recipe at toy scale (``lamini_lm.train.load_recipe``);
+6. ``eval/``: its zero-shot scores (``run_evaluate``: a few of the paper's tasks with a teacher online, small local
+   tasks shaped like them offline);
+7. the student's model card (``lamini_lm.publishing.model``, from the manifests), and a push with
    ``--push_to_hub USER/NAME``.
-
-Every stage writes under ``--output``; re-running reuses the teacher's answers (the generation store).
 
 Example:
     >>> from lamini_lm.quickstart import QuickstartConfig, run_quickstart
@@ -32,11 +35,14 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-from lamini_lm.io import write_text_atomic
+from lamini_lm.artifacts import MANIFEST_FILE, Manifest, check_output, describe_input
+from lamini_lm.io import write_json, write_text_atomic
 
 __all__ = ["SEED_TASKS", "QuickstartConfig", "main", "run_quickstart"]
 
 logger = logging.getLogger(__name__)
+
+STAGE = "quickstart"
 
 # Self-Instruct-style seed tasks: the example pool for instruction generation, and answered by the teacher too.
 SEED_TASKS = [
@@ -102,6 +108,17 @@ class QuickstartConfig:
         default=None, metadata={"help": "also publish the student to this Hub repo id (needs HF_TOKEN)"}
     )
     seed: int = field(default=0, metadata={"help": "seed of instruction sampling and training"})
+    overwrite: bool = field(
+        default=False, metadata={"help": "replace --output even if it holds files that are not a quickstart's"}
+    )
+
+    def __post_init__(self):
+        from lamini_lm.config import check_range
+
+        check_range("num_prompts", self.num_prompts, 1)
+        check_range("max_tokens", self.max_tokens, 1)
+        check_range("epochs", self.epochs, 0, low_open=True)
+        check_range("eval_limit", self.eval_limit, 1)
 
     @property
     def is_offline(self) -> bool:
@@ -127,40 +144,64 @@ def _teacher(config: QuickstartConfig, out: Path) -> Iterator[Any]:
         yield TeacherConfig(base_url=base_url, model=str(teacher_dir), max_tokens=48, concurrency=4, max_retries=2)
 
 
-def _dataset(config: QuickstartConfig, out: Path) -> tuple[Any, dict]:
-    """Generate instructions and responses, clean them, and write the dataset folder (parquet, plots, card)."""
-    import datasets
+def _dataset(config: QuickstartConfig, out: Path, teacher) -> Path:
+    """Instructions, responses, dedup, filters and the release folder, each an artifact under ``out``."""
+    from lamini_lm.generation.stage import (
+        GenerationFailed,
+        InstructionArgs,
+        OutputArgs,
+        ResponseArgs,
+        run_generate_instructions,
+        run_generate_responses,
+    )
+    from lamini_lm.publishing.dataset import PushDatasetConfig, run_push_dataset
+    from lamini_lm.quality import DedupConfig, FilterConfig
+    from lamini_lm.quality.stages import StageIO, run_dedup, run_filter
 
-    from lamini_lm.generation import generate_instructions, generate_responses
-    from lamini_lm.publishing.dataset import build_release
-    from lamini_lm.quality import dedup, filter_rows
+    seeds = out / "seed_tasks.jsonl"
+    write_text_atomic(seeds, "".join(f'{{"instruction": {json_str(t)}}}\n' for t in SEED_TASKS))
+    store = str(out / "teacher.sqlite")
 
-    store = out / "teacher.sqlite"
-    with _teacher(config, out) as teacher:
-        generated = generate_instructions(
-            SEED_TASKS, config=teacher, store=store, num_prompts=config.num_prompts, seed=config.seed
-        )
-        generated = generated.filter(lambda r: r["error"] is None and bool(r["instruction"]))
-        logger.info("%d instructions generated from %d prompts", len(generated), config.num_prompts)
-        seeds = generate_responses(SEED_TASKS, config=teacher, store=store, instruction_source="alpaca")
-        answers = generate_responses(generated, config=teacher, store=store) if len(generated) else None
-    parts = [seeds] + ([answers] if answers is not None else [])
-    raw = datasets.concatenate_datasets([p.cast(seeds.features) for p in parts])
-    raw = raw.filter(lambda r: r["error"] is None and bool(r["response"]))
-    clean, dedup_report = dedup(raw)
-    kept, filter_report = filter_rows(clean)
-    reports = [dedup_report, filter_report]
-    if len(kept) < 4:  # the random offline teacher can fail every filter; train on the deduplicated rows then
+    def output(name: str) -> OutputArgs:  # the toy teacher fails often; the quickstart carries on with what parsed
+        return OutputArgs(output=str(out / name), store=store, max_failure_rate=1.0)
+
+    instructions = InstructionArgs(seeds=str(seeds), num_prompts=config.num_prompts, seed=config.seed)
+    try:
+        run_generate_instructions(instructions, output("instructions"), teacher)
+    except GenerationFailed as e:  # written all the same; the seed tasks are still answered and trained on
+        logger.warning("instruction generation: %s", str(e).splitlines()[0][:160])
+    # the seed tasks are kept as they are and answered too, as the paper does with Alpaca's instructions
+    answers = ResponseArgs(input=[str(seeds), str(out / "instructions")], instruction_source="alpaca")
+    try:
+        run_generate_responses(answers, output("responses"), teacher)
+    except GenerationFailed as e:
+        logger.warning("response generation: %s", str(e).splitlines()[0][:160])
+    run_dedup(StageIO(input=str(out / "responses"), output=str(out / "dedup")), DedupConfig())
+    filtered = run_filter(StageIO(input=str(out / "dedup"), output=str(out / "filtered")), FilterConfig())
+    source = out / "filtered"
+    if filtered.rows_out < 4:  # the random offline teacher can fail every filter; release the deduplicated rows
         logger.warning(
-            "only %d rows pass the filters; the quickstart keeps the %d deduplicated rows", len(kept), len(clean)
+            "only %d rows pass the filters; the quickstart releases the deduplicated rows", filtered.rows_out
         )
-        kept = clean
-        reports = [dedup_report]  # the filters' result is not what is released: the card must not claim it
-    build_release(kept, out / "dataset", pretty_name="lamini-lm quickstart", reports=reports, embed="tfidf")
-    return kept, {"generated_instructions": len(generated), **{r.step: r.to_dict() for r in reports}}
+        source = out / "dedup"
+    release = PushDatasetConfig(
+        input=str(source), release_dir=str(out / "dataset"), pretty_name="lamini-lm quickstart", embed="tfidf"
+    )
+    return run_push_dataset(release).release_dir
 
 
-def _train(config: QuickstartConfig, out: Path, dataset) -> Path:
+def json_str(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _build(release: Path):
+    """Prepare the release into the datasets cache, so ``load_dataset("lamini_lm/instructions")`` finds it."""
+    from lamini_lm.builders.build import BuildArguments, run_build
+
+    return run_build(BuildArguments(generated=[str(release)]))
+
+
+def _train(config: QuickstartConfig, out: Path, release: Path) -> Path:
     """The LaMini-Flan-T5-77M recipe (``lamini_lm.train``) at toy scale: the toy dataset, a few epochs, CPU-sized."""
     from lamini_lm.train import load_recipe
 
@@ -175,8 +216,10 @@ def _train(config: QuickstartConfig, out: Path, dataset) -> Path:
     recipe = load_recipe(
         "lamini-flan-t5-77m",
         model_name_or_path=str(base),
-        dataset_name=str(out / "dataset"),
+        dataset_name=str(release),
         output_dir=str(out / "student"),
+        overwrite_output_dir=True,  # the quickstart's own student of an earlier run
+        resume_from_checkpoint="none",
         num_train_epochs=config.epochs,
         per_device_train_batch_size=8,
         gradient_accumulation_steps=1,
@@ -193,77 +236,119 @@ def _train(config: QuickstartConfig, out: Path, dataset) -> Path:
 
 
 def _evaluate(config: QuickstartConfig, out: Path, student: Path) -> dict:
-    """Zero-shot scores of the student, saved as results.json/.md/.csv and a PNG beside the paper's averages."""
-    from lamini_lm.evaluation import evaluate_model
-    from lamini_lm.evaluation.harness import save_evaluation
-    from lamini_lm.evaluation.plots import plot_comparison
+    """Zero-shot scores of the student: the evaluation artifact (results, manifest) and a PNG of them."""
+    from lamini_lm.evaluation.harness import EvalConfig, run_evaluate
 
+    settings: dict[str, Any] = {"tasks": config.eval_tasks, "limit": config.eval_limit}
     if config.is_offline:
         from lamini_lm.evaluation.demo_tasks import DEMO_TASKS, write_demo_tasks
 
-        tasks_dir = write_demo_tasks(out / "eval" / "tasks", n=config.eval_limit, seed=config.seed)
-        kwargs = {"tasks": [t for t in DEMO_TASKS if t != "demo_generate"], "include_path": tasks_dir}
-        kwargs["include_defaults"] = False  # index only the local tasks, not lm-eval's thousands
-    else:
-        kwargs = {"tasks": config.eval_tasks, "limit": config.eval_limit}
-    results = evaluate_model(str(student), batch_size=8, device="cpu", bootstrap_iters=0, seed=config.seed, **kwargs)
-    save_evaluation(results, out / "eval", student)  # results + manifest naming the student: publish finds it
-    plot_comparison([results], out / "eval" / "results.png", labels=[student.name])
+        tasks_dir = write_demo_tasks(out / "eval-tasks", n=config.eval_limit, seed=config.seed)
+        settings = {"tasks": [t for t in DEMO_TASKS if t != "demo_generate"], "include_path": str(tasks_dir)}
+        settings["include_defaults"] = False  # index only the local tasks, not lm-eval's thousands
+    cfg = EvalConfig(
+        model=str(student),
+        output_dir=str(out / "eval"),
+        batch_size="8",
+        device="cpu",
+        bootstrap_iters=0,
+        seed=config.seed,
+        **settings,
+    )
+    results, _ = run_evaluate(cfg)
     return results
 
 
-def _model_card(config: QuickstartConfig, out: Path, student: Path, teacher: str, rows: int) -> Path:
-    """Write the student's model card (README.md) from its training manifest; publish if asked."""
+def _model_card(config: QuickstartConfig, student: Path) -> Path:
+    """Write the student's model card (README.md) from the manifests; publish if asked."""
     from lamini_lm.publishing.model import publish, write_model_card
 
     repo_id = config.push_to_hub or "your-name/lamini-quickstart-t5"
     if config.push_to_hub:
-        publish(student, repo_id, teacher=teacher)  # the evaluation in out/eval is found beside the student
+        publish(student, repo_id)  # the evaluation in out/eval is found beside the student
     else:
-        write_model_card(student, repo_id, teacher=teacher)
+        write_model_card(student, repo_id)
     return student / "README.md"
 
 
 def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
-    """Run every stage into ``config.output``; return a summary (also written to ``summary.json``)."""
+    """Run every stage into ``config.output``; return a summary (also written to ``summary.json``).
+
+    ``config.output`` is refused if it holds files that are not an earlier quickstart's (unless ``overwrite``);
+    an earlier quickstart's artifacts are replaced, its teacher answers reused.
+    """
     out = Path(config.output)
+    check_output(out, STAGE, config.overwrite)
     out.mkdir(parents=True, exist_ok=True)
+    if not (out / MANIFEST_FILE).is_file():  # marks the folder as a quickstart's while it runs
+        Manifest(stage=STAGE, config=config, extra={"complete": False}).save(out)
     if config.is_offline:
         print(OFFLINE_BANNER, file=sys.stderr)
     timings: dict[str, float] = {}
 
-    def timed(name, fn, *args):
+    @contextlib.contextmanager
+    def timed(name):
         start = time.perf_counter()
-        result = fn(*args)
+        yield
         timings[name] = round(time.perf_counter() - start, 1)
         logger.info("quickstart: %s done in %.1fs", name, timings[name])
-        return result
 
-    dataset, reports = timed("dataset", _dataset, config, out)
-    student = timed("train", _train, config, out, dataset)
-    results = timed("evaluate", _evaluate, config, out, student)
-    teacher = "tiny local GPT-2 (random weights)" if config.is_offline else config.teacher_model
-    card = timed("model card", _model_card, config, out, student, teacher, len(dataset))
+    with _teacher(config, out) as teacher, timed("dataset"):
+        release = _dataset(config, out, teacher)
+    with timed("build"):
+        built = _build(release)
+    with timed("train"):
+        student = _train(config, out, release)
+    with timed("evaluate"):
+        results = _evaluate(config, out, student)
+    with timed("model card"):
+        card = _model_card(config, student)
+    artifacts = ["instructions", "responses", "dedup", "filtered", "dataset", "student", "eval"]
     summary = {
         "offline": config.is_offline,
-        "rows": len(dataset),
-        "dataset": str(out / "dataset"),
+        "rows": built.num_rows.get("all"),
+        "dataset": str(release),
+        "load_dataset": "lamini_lm/instructions",
         "student": str(student),
         "evaluation": str(out / "eval" / "results.json"),
         "average": results.get("average"),
+        "average_label": results.get("average_label"),
         "model_card": str(card),
-        "reports": reports,
         "timings_s": timings,
     }
-    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, default=str))
+    write_json(summary, out / "summary.json")
+    Manifest(
+        stage=STAGE,
+        config=config,
+        inputs=[describe_input(out / name, role=name) for name in artifacts]
+        + [describe_input(out / "teacher.sqlite", role="teacher_store")],
+        rows=summary["rows"],
+        timings=timings,
+        extra={"complete": True, "summary": summary},
+    ).save(out)
     return summary
 
 
 def main(argv: list[str] | None = None, prog: str = "lamini-lm quickstart") -> int:
     """Run the whole pipeline at toy scale (offline with a tiny local teacher if no key is set) into one folder."""
-    from lamini_lm.config import parse_config
+    from lamini_lm.config import StageParser
 
-    (config,) = parse_config([QuickstartConfig], argv, prog=prog, description=main.__doc__)
+    parser = StageParser(
+        [QuickstartConfig],
+        prog=prog,
+        description=main.__doc__,
+        examples="  lamini-lm quickstart --output quickstart-output\n"
+        "  lamini-lm quickstart --base_url http://127.0.0.1:8000/v1 --teacher_model my-model --output qs",
+    )
+    (config,) = parser.parse(argv)
     summary = run_quickstart(config)
-    print(json.dumps(summary, indent=2, default=str))
+    out = Path(config.output)
+    average = summary["average"]
+    print(
+        f'dataset: {summary["rows"]} rows in {summary["dataset"]}; load_dataset("lamini_lm/instructions") loads them'
+    )
+    print(f"student: {summary['student']} (model card: {summary['model_card']})")
+    score = "n/a" if average is None else f"{average:.3f}"
+    print(f"evaluation: {score} ({summary['average_label'] or 'average'}) -> {summary['evaluation']}")
+    print(f"every artifact has its lamini_lm.json manifest; the whole summary: {out / 'summary.json'}")
     return 0

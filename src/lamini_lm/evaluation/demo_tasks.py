@@ -81,27 +81,41 @@ doc_to_target: label
 doc_to_choice: "{{choices}}"
 metric_list:
   - metric: acc
+    aggregation: mean
+    higher_is_better: true
   - metric: acc_norm
+    aggregation: mean
+    higher_is_better: true
 """,
     "rte": """output_type: multiple_choice
 doc_to_target: label
 doc_to_choice: ["True", "False"]
 metric_list:
   - metric: acc
+    aggregation: mean
+    higher_is_better: true
 """,
     "record": """output_type: multiple_choice
 doc_to_target: label
 doc_to_choice: "{{choices}}"
 metric_list:
   - metric: acc
+    aggregation: mean
+    higher_is_better: true
   - metric: f1
+    aggregation: f1
+    higher_is_better: true
 """,
     "hellaswag": """output_type: multiple_choice
 doc_to_target: label
 doc_to_choice: "{{endings}}"
 metric_list:
   - metric: acc
+    aggregation: mean
+    higher_is_better: true
   - metric: acc_norm
+    aggregation: mean
+    higher_is_better: true
 """,
     "demo_generate": """output_type: generate_until
 doc_to_target: "{{answer}}"
@@ -111,6 +125,8 @@ generation_kwargs:
   do_sample: false
 metric_list:
   - metric: exact_match
+    aggregation: mean
+    higher_is_better: true
 """,
 }
 

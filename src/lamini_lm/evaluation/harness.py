@@ -26,6 +26,7 @@ import dataclasses
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from lamini_lm.families import detect_family as detect
@@ -40,6 +41,7 @@ __all__ = [
     "make_lm",
     "parse_metric_overrides",
     "resolve_device",
+    "run_evaluate",
     "save_evaluation",
 ]
 
@@ -281,20 +283,20 @@ EVALUATE_EXAMPLES = """\
   lamini-lm evaluate runs/t5 --include_path my_tasks/ --no_include_defaults --tasks my_task"""
 
 
-def main(argv: list[str] | None = None, prog: str = "lamini-lm evaluate") -> int:
-    """Score a student on the paper's 15 zero-shot tasks; write results.json/.md/.csv and the manifest."""
-    from pathlib import Path
+def run_evaluate(cfg: EvalConfig) -> tuple[dict | None, Path]:
+    """``lamini-lm evaluate``: score ``cfg.model`` and write the evaluation artifact (results.json/.md/.csv and the
+    manifest ``lamini_lm.json``) into ``cfg.output_dir``; return ``(results, output_dir)`` (results None on the
+    ranks other than 0 of a multi-process run). The output folder and the model are checked before any scoring.
 
+    Example:
+        >>> from lamini_lm.evaluation.harness import EvalConfig, run_evaluate
+        >>> results, folder = run_evaluate(EvalConfig(model="runs/t5", tasks=["sciq"], limit=50))  # doctest: +SKIP
+    """
     from lamini_lm.artifacts import artifact_output, check_output, describe_input
-    from lamini_lm.config import StageParser
     from lamini_lm.errors import UsageError
-    from lamini_lm.evaluation.results import format_table
+    from lamini_lm.evaluation.plots import plot_comparison
     from lamini_lm.sources import check_source
 
-    parser = StageParser(
-        [EvalConfig], prog=prog, description=main.__doc__, examples=EVALUATE_EXAMPLES, positionals=("model",)
-    )
-    (cfg,) = parser.parse(argv)
     if check_source(cfg.model, "model", "MODEL") == "path" and not (Path(cfg.model) / "config.json").is_file():
         raise UsageError(f"MODEL {cfg.model}: not a model folder (no config.json); give a folder written by training")
     output_dir = Path(cfg.output_dir or Path("eval") / Path(cfg.model.rstrip("/")).name)
@@ -321,9 +323,25 @@ def main(argv: list[str] | None = None, prog: str = "lamini-lm evaluate") -> int
         seed=cfg.seed,
     )
     if results is None:  # not rank 0 of a multi-process run
-        return 0
+        return None, output_dir
     with artifact_output(output_dir, "evaluate", cfg.overwrite, flag="--output_dir") as tmp:
-        written = save_evaluation(results, tmp, cfg.model, cfg, model_input=model_input)
+        save_evaluation(results, tmp, cfg.model, cfg, model_input=model_input)
+        plot_comparison([results], tmp / "results.png", labels=[Path(cfg.model.rstrip("/")).name])
+    return results, output_dir
+
+
+def main(argv: list[str] | None = None, prog: str = "lamini-lm evaluate") -> int:
+    """Score a student on the paper's 15 zero-shot tasks; write results.json/.md/.csv and the manifest."""
+    from lamini_lm.config import StageParser
+    from lamini_lm.evaluation.results import format_table
+
+    parser = StageParser(
+        [EvalConfig], prog=prog, description=main.__doc__, examples=EVALUATE_EXAMPLES, positionals=("model",)
+    )
+    (cfg,) = parser.parse(argv)
+    results, output_dir = run_evaluate(cfg)
+    if results is None:
+        return 0
     print(format_table([results]))
-    print("\n".join(f"wrote {output_dir / Path(p).name}" for p in written.values()))
+    print(f"wrote {output_dir} (results.json, results.md, results.csv, results.png, lamini_lm.json)")
     return 0

@@ -113,6 +113,11 @@ class RecipeArguments:
             if not is_torch_bf16_gpu_available() and not is_torch_xla_available():
                 logger.warning("bf16 asked for but no bf16 GPU here: training in fp32")
                 self.bf16 = False
+        if self.dataloader_pin_memory:  # pinned memory only helps copies to an accelerator
+            import torch
+
+            if not torch.cuda.is_available():
+                self.dataloader_pin_memory = False
 
 
 @dataclass
