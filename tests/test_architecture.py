@@ -29,6 +29,7 @@ FOUNDATION = {
     "lamini_lm.paper",
     "lamini_lm.families",
     "lamini_lm.inference",
+    "lamini_lm.sources",
 }
 # Stages in pipeline order; a module belongs to the first prefix that matches.
 STAGES = [
@@ -41,7 +42,7 @@ STAGES = [
     "lamini_lm.quickstart",
 ]
 # Modules outside the order: the CLI lists every stage, the test kit builds models for any of them.
-OUTSIDE = {"lamini_lm.cli", "lamini_lm.testing", "lamini_lm.toy", "lamini_lm.recipes"}
+OUTSIDE = {"lamini_lm.cli", "lamini_lm.testing", "lamini_lm.toy", "lamini_lm.recipes", "lamini_lm.templates"}
 
 
 def _modules() -> dict[str, Path]:

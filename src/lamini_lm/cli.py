@@ -35,7 +35,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "filter": ("lamini_lm.quality.cli:filter_main", "drop rows by Alpaca/Self-Instruct heuristics and bad responses"),
     "decontaminate": ("lamini_lm.quality.cli:decontaminate_main", "remove/tag rows sharing 13-grams with eval sets"),
     "stats": ("lamini_lm.quality.cli:stats_main", "statistics and PNG plots: lengths, sources, verbs, diversity map"),
-    "push-dataset": ("lamini_lm.quality.cli:push_dataset_main", "build parquet + dataset card and push to the Hub"),
+    "push-dataset": ("lamini_lm.publishing.dataset:main", "build parquet + dataset card and push to the Hub"),
     "train": ("lamini_lm.train.cli:main", "train a student from a YAML recipe (seq2seq or causal, LoRA, resume)"),
     "evaluate": ("lamini_lm.evaluation.harness:main", "score a student on the paper's 15 zero-shot tasks (lm-eval)"),
     "compare": ("lamini_lm.evaluation.compare:main", "table and plot of results files beside the paper's averages"),

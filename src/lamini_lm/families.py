@@ -49,6 +49,7 @@ from lamini_lm.prompts import ALPACA_WRAPPER, prompt_hash
 
 __all__ = [
     "IGNORE_INDEX",
+    "STUDENT_TAGS",
     "Family",
     "decoder_only_row",
     "decoder_only_usage",
@@ -67,6 +68,8 @@ __all__ = [
 ]
 
 IGNORE_INDEX = -100
+# The tags every student card carries, whichever family: the Trainer-written cards and lamini-lm's own.
+STUDENT_TAGS = ("lamini-lm", "distillation", "instruction-tuning")
 
 
 def _resolve(obj: Any) -> Any:

@@ -63,6 +63,7 @@ __all__ = [
     "build_release",
     "dataset_card",
     "is_release_folder",
+    "main",
     "push_dataset",
     "release_shards",
     "run_push_dataset",
@@ -472,3 +473,24 @@ def run_push_dataset(config: PushDatasetConfig, token: str | None = None) -> Pus
     if config.repo_id:
         url = push_dataset(folder, config.repo_id, private=config.private, token=token, overwrite=config.overwrite)
     return PushResult(Path(folder), manifest, url)
+
+
+def main(argv: list[str] | None = None, prog: str = "lamini-lm push-dataset") -> int:
+    """``lamini-lm push-dataset``: write a dataset's release folder and push it to a Hub dataset repo."""
+    from lamini_lm.config import StageParser
+
+    (config,) = StageParser(
+        [PushDatasetConfig],
+        prog,
+        "Write the release folder of a dataset (data/*.parquet, README.md card, plots/, lamini_lm.json) and push it "
+        "to a Hub dataset repo; the card is rendered from the dataset's manifest.",
+        examples=f"  {prog} --input runs/clean --release_dir runs/release                    # the folder only\n"
+        f"  {prog} --input runs/clean --release_dir runs/release --repo_id me/my-lamini\n"
+        f"  {prog} --input runs/release --repo_id me/my-lamini                           # push a release as it is",
+    ).parse(argv)
+    result = run_push_dataset(config)
+    rows = result.manifest.rows if result.manifest else None
+    print(f"release folder: {result.release_dir} ({rows:,} rows)" if rows is not None else f"{result.release_dir}")
+    if result.url:
+        print(f"pushed to {config.repo_id}: {result.url}")
+    return 0

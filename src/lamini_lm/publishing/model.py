@@ -34,7 +34,7 @@ from typing import Any
 
 from lamini_lm.artifacts import Manifest, is_hub_id, package_versions, read_manifest
 from lamini_lm.errors import UsageError
-from lamini_lm.families import detect_family, get_family
+from lamini_lm.families import STUDENT_TAGS, detect_family, get_family
 from lamini_lm.io import write_text_atomic
 
 __all__ = [
@@ -56,7 +56,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # The tags every student card carries: this module's cards and the Trainer-written ones (train.trainers).
-STUDENT_TAGS = ("lamini-lm", "distillation", "instruction-tuning")
 TEMPLATE = Path(__file__).resolve().parent.parent / "templates" / "model_card.md"
 _FRAMEWORKS = ("lamini-lm", "transformers", "torch", "datasets", "tokenizers", "peft", "accelerate")
 

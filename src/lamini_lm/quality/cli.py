@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from lamini_lm.config import StageParser
 
-__all__ = ["decontaminate_main", "dedup_main", "filter_main", "push_dataset_main", "stats_main"]
+__all__ = ["decontaminate_main", "dedup_main", "filter_main", "stats_main"]
 
 
 def _print_step(report, output: str) -> int:
@@ -87,24 +87,4 @@ def stats_main(argv: list[str] | None = None, prog: str = "lamini-lm stats") -> 
     stats = run_stats(config)
     print(f"{stats['rows']:,} rows; plots: {', '.join(stats['plots'].values()) or 'none'}")
     print(f"-> {config.output} (stats.json, lamini_lm.json)")
-    return 0
-
-
-def push_dataset_main(argv: list[str] | None = None, prog: str = "lamini-lm push-dataset") -> int:
-    from lamini_lm.publishing.dataset import PushDatasetConfig, run_push_dataset
-
-    (config,) = StageParser(
-        [PushDatasetConfig],
-        prog,
-        "Write the release folder of a dataset (data/*.parquet, README.md card, plots/, lamini_lm.json) and push it "
-        "to a Hub dataset repo; the card is rendered from the dataset's manifest.",
-        examples=f"  {prog} --input runs/clean --release_dir runs/release                    # the folder only\n"
-        f"  {prog} --input runs/clean --release_dir runs/release --repo_id me/my-lamini\n"
-        f"  {prog} --input runs/release --repo_id me/my-lamini                           # push a release as it is",
-    ).parse(argv)
-    result = run_push_dataset(config)
-    rows = result.manifest.rows if result.manifest else None
-    print(f"release folder: {result.release_dir} ({rows:,} rows)" if rows is not None else f"{result.release_dir}")
-    if result.url:
-        print(f"pushed to {config.repo_id}: {result.url}")
     return 0

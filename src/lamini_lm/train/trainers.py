@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from transformers import Seq2SeqTrainer, Trainer
 
-from lamini_lm.publishing.model import STUDENT_TAGS
+from lamini_lm.families import STUDENT_TAGS
 
 __all__ = ["CausalRecipeTrainer", "Seq2SeqRecipeTrainer"]
 
