@@ -81,3 +81,31 @@ def test_builders_and_recipes_are_installed_with_the_package():
     assert lamini_lm.builders.__file__ and callable(lamini_lm.recipes.list_recipes)
     with pytest.raises(FileNotFoundError, match="no shipped recipe"):
         lamini_lm.recipes.recipe_path("no-such-student")
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_stage_help_is_plain_and_ends_with_examples(stage):
+    """--help exits 0, ends with a usage example, shows each default once and says no internal reference."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "lamini_lm.cli", stage, "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "examples:" in text and "lamini-lm" in text.split("examples:")[-1]
+    assert "SPEC" not in text
+    lines = text.splitlines()
+    assert all(line.count("(default:") <= 1 for line in lines)
+    for i, line in enumerate(lines):  # a --no_x flag says what it turns off, not the positive flag's text
+        if line.strip().startswith("--no_"):
+            assert "turn off" in line or "turn off" in lines[i + 1], line
+
+
+def test_user_mistakes_exit_2_with_one_line():
+    proc = subprocess.run(
+        [sys.executable, "-m", "lamini_lm.cli", "dedup", "--input", "x.jsonl", "--threshold", "7", "--output", "o"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["lamini-lm dedup: error: --threshold: must be in (0, 1], got 7.0"]

@@ -22,6 +22,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lamini_lm.prompts import ALPACA_WRAPPER, EXAMPLE_GUIDED_TEMPLATE, SYSTEM_MESSAGE, TOPIC_GUIDED_TEMPLATE
@@ -206,16 +207,36 @@ def serve_teacher(
             log.close()
 
 
-def main(argv: list[str] | None = None, prog: str = "lamini-lm toy-models") -> int:
-    """Build the tiny tokenizer, GPT-2 and T5 under an output folder."""
-    import argparse
+@dataclass
+class TinyModelsConfig:
+    """Settings of ``lamini-lm toy-models``."""
 
-    parser = argparse.ArgumentParser(prog=prog, description=main.__doc__)
-    parser.add_argument("output_dir", help="folder to create; gets gpt2/ and t5/ subfolders")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    out = Path(args.output_dir)
-    tokenizer = build_tiny_tokenizer(out / "tokenizer")
-    for name, build in (("gpt2", build_tiny_gpt2), ("t5", build_tiny_t5)):
-        print(build(out / name, seed=args.seed, tokenizer=tokenizer))
+    output_dir: str = field(
+        default=None, metadata={"required": True, "help": "folder to create; gets tokenizer/, gpt2/ and t5/"}
+    )
+    seed: int = field(default=0, metadata={"help": "seed of the random weights"})
+    overwrite: bool = field(default=False, metadata={"help": "replace output_dir even if it holds other files"})
+
+
+def main(argv: list[str] | None = None, prog: str = "lamini-lm toy-models") -> int:
+    """Build the tiny tokenizer, GPT-2 and T5 (random weights, tens of thousands of parameters) under a folder."""
+    from lamini_lm.artifacts import Manifest, artifact_output
+    from lamini_lm.config import StageParser
+
+    parser = StageParser(
+        [TinyModelsConfig],
+        prog=prog,
+        description=main.__doc__,
+        positionals=("output_dir",),
+        examples=f"  {prog} tiny/\n  lamini-lm train lamini-gpt-124m --model_name_or_path tiny/gpt2 ...",
+    )
+    (cfg,) = parser.parse(argv)
+    out = Path(cfg.output_dir)
+    with artifact_output(out, "toy-models", cfg.overwrite, flag="OUTPUT_DIR") as tmp:
+        tokenizer = build_tiny_tokenizer(tmp / "tokenizer")
+        for name, build in (("gpt2", build_tiny_gpt2), ("t5", build_tiny_t5)):
+            build(tmp / name, seed=cfg.seed, tokenizer=tokenizer)
+        Manifest(stage="toy-models", config=cfg).save(tmp)
+    for name in ("tokenizer", "gpt2", "t5"):
+        print(out / name)
     return 0
