@@ -317,6 +317,29 @@ def estimate(
     return _estimate(endpoints[0], keys, messages_list, cached)
 
 
+def check_reachable(base_url: str, timeout: float = 3.0) -> None:
+    """Fail in seconds, with one line, when nothing answers at ``base_url`` (a TCP connection, no request sent).
+
+    Skipped behind a proxy (``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``), where only the proxy can say.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    from lamini_lm.errors import OfflineError
+
+    if any(os.environ.get(v) or os.environ.get(v.lower()) for v in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")):
+        return
+    parts = urlsplit(base_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except OSError as e:
+        raise OfflineError(
+            f"the teacher at {base_url} cannot be reached ({e.strerror or type(e).__name__}); start the server "
+            "(e.g. `transformers serve MODEL` or vLLM) or point --base_url at one that runs; nothing was sent"
+        ) from None
+
+
 def check_before_sending(
     messages_list: Sequence[Messages],
     config: TeacherConfig | Sequence[TeacherConfig],
@@ -340,6 +363,8 @@ def check_before_sending(
         return est
     for endpoint in endpoints:
         endpoint.api_key()
+    for url in dict.fromkeys(e.base_url for e in endpoints):
+        check_reachable(url)
     primary = endpoints[0]
     if primary.budget_usd is not None:
         prices = price_table(primary.prices)
