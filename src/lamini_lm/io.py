@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SUPPORTED_EXTENSIONS",
+    "column",
     "field_value",
     "iter_records",
     "load_table",
@@ -84,6 +85,16 @@ def release_shards(folder: str | os.PathLike) -> list[Path]:
     """The parquet shards of a release folder (``data/*.parquet``, the layout the Hub serves), sorted; empty when
     ``folder`` is not one."""
     return sorted((Path(folder) / "data").glob("*.parquet"))
+
+
+def column(ds: datasets.Dataset, name: str) -> list:
+    """One column as a Python list (``ds[name][:]``: datasets 5 returns a lazy ``Column`` for ``ds[name]``).
+
+    A missing column is a :class:`~lamini_lm.errors.DataError` naming it and the columns there are.
+    """
+    if name not in ds.column_names:
+        raise DataError(f"the dataset has no {name!r} column (its columns: {', '.join(ds.column_names)})")
+    return ds[name][:]
 
 
 def _load_folder(path: Path) -> datasets.Dataset:

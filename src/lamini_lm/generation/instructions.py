@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from lamini_lm.artifacts import StepReport
 from lamini_lm.errors import DataError, LaminiError
 from lamini_lm.generation.config import TeacherConfig
-from lamini_lm.generation.io import failure_reason, not_sent, rows_to_dataset
 from lamini_lm.generation.parsing import ParseReport, parse_examples
+from lamini_lm.generation.rows import failure_reason, not_sent, rows_to_dataset
 from lamini_lm.generation.runner import check_before_sending, keyed_chat_completions
 from lamini_lm.io import load_table
 from lamini_lm.prompts import PROMPT_HASHES, example_guided_prompt, topic_guided_prompt

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from lamini_lm.artifacts import StepReport
 from lamini_lm.errors import DataError, LaminiError
 from lamini_lm.generation.config import TeacherConfig
-from lamini_lm.generation.io import failure_reason, not_sent, rows_to_dataset
+from lamini_lm.generation.rows import failure_reason, not_sent, rows_to_dataset
 from lamini_lm.generation.runner import check_before_sending, keyed_chat_completions
 from lamini_lm.io import load_table
 from lamini_lm.prompts import SYSTEM_MESSAGE, prompt_hash

@@ -34,8 +34,7 @@ import numpy as np
 from lamini_lm.artifacts import StepReport
 from lamini_lm.config import check_choice, check_range
 from lamini_lm.errors import DataError, UsageError
-from lamini_lm.io import load_table
-from lamini_lm.quality.io import column
+from lamini_lm.io import column, load_table
 from lamini_lm.quality.text import TokenizedTexts, ngram_hashes, tokenize_texts
 
 if TYPE_CHECKING:

@@ -36,7 +36,7 @@ import numpy as np
 
 from lamini_lm.artifacts import StepReport
 from lamini_lm.config import check_choice, check_range
-from lamini_lm.quality.io import column
+from lamini_lm.io import column
 from lamini_lm.quality.minhash import candidate_pairs
 from lamini_lm.quality.text import TokenizedTexts, normalize_many, rouge_l, tokenize_texts
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from lamini_lm.artifacts import StepReport
 from lamini_lm.config import check_range
-from lamini_lm.quality.io import column
+from lamini_lm.io import column
 from lamini_lm.quality.text import normalize
 
 if TYPE_CHECKING:

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lamini_lm.quality.io import column
+from lamini_lm.io import column
 
 if TYPE_CHECKING:
     import datasets
