@@ -92,3 +92,40 @@ def test_a_dialogue_must_alternate_and_end_on_an_answer(tiny_tokenizer):
         get_family("seq2seq").tokenize_dialogue(
             tiny_tokenizer, [DIALOGUE[0], DIALOGUE[0], DIALOGUE[1]], lengths(max_source_length=8, max_target_length=8)
         )
+
+
+@pytest.mark.parametrize("family,fixture", [("seq2seq", "tiny_t5"), ("causal", "tiny_gpt2")])
+def test_a_student_trains_on_a_messages_column(family, fixture, request, tmp_path):
+    import shutil
+
+    from datasets import Dataset
+
+    from lamini_lm.train import load_recipe
+
+    model = shutil.copytree(request.getfixturevalue(fixture), tmp_path / "model")
+    Dataset.from_list([{"messages": DIALOGUE, "instruction_source": "alpaca", "turns": 3}] * 4).save_to_disk(
+        str(tmp_path / "data")
+    )
+    recipe = load_recipe(
+        family=family,
+        model_name_or_path=str(model),
+        dataset_name=str(tmp_path / "data"),
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=4,
+        eval_split_size=0,
+        max_steps=8,
+        learning_rate=1e-2,
+        lr_scheduler_type="constant",
+        logging_steps=1,
+        save_strategy="no",
+        eval_strategy="no",
+        use_cpu=True,
+        seed=0,
+        report_to="none",
+        disable_tqdm=True,
+    )
+    recipe.train()
+    losses = [h["loss"] for h in recipe.trainer.state.log_history if "loss" in h]
+    assert len(losses) >= 5 and losses[-1] < losses[0] * 0.8, losses
+    rows = len(recipe.trainer.train_dataset)
+    assert rows == (12 if family == "seq2seq" else 4)  # seq2seq: one row per assistant turn
