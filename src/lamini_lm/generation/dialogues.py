@@ -273,7 +273,7 @@ def generate_dialogues(
         with Store(store) as st:
             cached = st.get_many(keys)
         round_start = time.monotonic()
-        turn = step // 2 + 1
+        turn = step // 2 + 1 if role == "assistant" else step // 2 + 2  # a user step writes the next turn's question
         if dry_run:
             responses = [cached.get(k) for k in keys]
             for d, r in zip(active, responses):
