@@ -21,7 +21,14 @@ from lamini_lm.config import ConfigError
 from lamini_lm.generation import DialogueArgs, OutputArgs, TeacherConfig, default_store_path, run_generate_dialogues
 from lamini_lm.generation.dialogues import parse_turns, simulator_messages, teacher_messages
 from lamini_lm.generation.store import request_key
-from lamini_lm.prompts import PROMPT_HASHES, SYSTEM_MESSAGE, USER_SIMULATOR_PROMPT, USER_STOP_MARKER, prompt_hash
+from lamini_lm.prompts import (
+    PROMPT_HASHES,
+    SYSTEM_MESSAGE,
+    USER_SIMULATOR_PROMPT,
+    USER_SIMULATOR_VERSION,
+    USER_STOP_MARKER,
+    prompt_hash,
+)
 from lamini_lm.records import dialogue_features
 
 
@@ -48,7 +55,7 @@ def key_of(body: dict) -> str:
     """The store key of a request the fault server received (what the run computed before sending it)."""
     messages = body["messages"]
     user = messages[0]["content"] == USER_SIMULATOR_PROMPT
-    version = PROMPT_HASHES["user_simulator"] if user else prompt_hash(SYSTEM_MESSAGE)
+    version = USER_SIMULATOR_VERSION if user else prompt_hash(SYSTEM_MESSAGE)
     sampling = {"max_tokens": body["max_tokens"], "temperature": body["temperature"], "top_p": body["top_p"]}
     return request_key(body["model"], messages, sampling, version)
 
@@ -118,12 +125,12 @@ def test_dialogues_end_to_end_with_dry_run_stop_marker_and_cache(tmp_path):
         assert row["messages"][1]["content"] == row["response"] == f"Answer: {row['instruction']}"
         for prev, cur in zip(row["messages"], row["messages"][1:]):  # each turn answers the one before it
             assert cur["content"] == "Answer: " + prev["content"][-80:]
-        assert row["user_prompt_version"] == PROMPT_HASHES["user_simulator"] and row["user_model"] == "fake"
+        assert row["user_prompt_version"] == USER_SIMULATOR_VERSION and row["user_model"] == "fake"
     m = read_manifest(out)
     assert m.stage == "generate_dialogues" and m.rows == 8 and m.extra["complete"] == 8
     assert m.prompt_hashes == {
         "system_message": PROMPT_HASHES["system_message"],
-        "user_simulator": PROMPT_HASHES["user_simulator"],
+        "user_simulator": USER_SIMULATOR_VERSION,
     }
     assert m.config["dialogues"]["turns"] == "3" and m.config["user"][0]["max_tokens"] == 256
     assert [r["role"] for r in m.reports[0]["details"]["rounds"]] == ["assistant", "user"] * 2 + ["assistant"]

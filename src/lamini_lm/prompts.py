@@ -27,6 +27,7 @@ __all__ = [
     "TOPIC_GUIDED_TEMPLATE",
     "USER_SIMULATOR_OPENING",
     "USER_SIMULATOR_PROMPT",
+    "USER_SIMULATOR_VERSION",
     "USER_STOP_MARKER",
     "Family",
     "detect_family",
@@ -102,8 +103,8 @@ PROMPT_HASHES = {
 }
 # One id for the whole prompt set, recorded in datasets and cards.
 PROMPT_VERSION = prompt_hash("\x00".join(PROMPT_HASHES[k] for k in sorted(PROMPT_HASHES)))
-# Added after PROMPT_VERSION so that the paper's prompt-set id (recorded in released datasets and cards) is unchanged.
-PROMPT_HASHES["user_simulator"] = prompt_hash(USER_SIMULATOR_PROMPT + "\x00" + USER_SIMULATOR_OPENING)
+# The user simulator's version (not one of the paper's prompts, so not in PROMPT_HASHES or PROMPT_VERSION).
+USER_SIMULATOR_VERSION = prompt_hash(USER_SIMULATOR_PROMPT + "\x00" + USER_SIMULATOR_OPENING)
 
 
 def format_examples(examples: Sequence[str]) -> str:

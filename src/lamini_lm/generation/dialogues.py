@@ -55,6 +55,7 @@ from lamini_lm.prompts import (
     SYSTEM_MESSAGE,
     USER_SIMULATOR_OPENING,
     USER_SIMULATOR_PROMPT,
+    USER_SIMULATOR_VERSION,
     USER_STOP_MARKER,
     prompt_hash,
 )
@@ -77,7 +78,7 @@ __all__ = [
 
 DIALOGUES_STAGE = "generate_dialogues"
 MAX_TURNS = 50
-USER_PROMPT_VERSION = PROMPT_HASHES["user_simulator"]
+USER_PROMPT_VERSION = USER_SIMULATOR_VERSION
 
 Messages = list[dict[str, str]]
 
