@@ -5,9 +5,11 @@
 * :class:`~lamini_lm.builders.alpaca.Alpaca`
 * :class:`~lamini_lm.builders.p3.P3` and :class:`~lamini_lm.builders.flan_v2.FlanV2` (per-subset sampling)
 * :class:`~lamini_lm.builders.wikipedia_categories.WikipediaCategories` (``all``, ``topics``)
+* :class:`~lamini_lm.builders.sharegpt.ShareGPT`, :class:`~lamini_lm.builders.ultrachat.UltraChat` and
+  :class:`~lamini_lm.builders.oasst.OpenAssistant`: multi-turn dialogues as ``messages``
 * :class:`~lamini_lm.builders.instructions.Instructions`: the LaMini schema, one config per ``instruction_source``
-  plus ``all`` and ``generation``; :func:`build_instructions` / ``lamini-lm build`` put it in the cache as
-  ``lamini_lm/instructions``.
+  plus ``all``, ``generation`` and ``dialogues``; :func:`build_instructions` / ``lamini-lm build`` put it in the
+  cache as ``lamini_lm/instructions``.
 
 Example:
     >>> from lamini_lm.builders import build_instructions
@@ -21,8 +23,11 @@ from .alpaca import Alpaca
 from .build import REPO_ID, BuildResult, build_instructions
 from .flan_v2 import FlanV2
 from .instructions import Instructions
+from .oasst import OpenAssistant
 from .p3 import P3
 from .self_instruct import SelfInstruct
+from .sharegpt import ShareGPT
+from .ultrachat import UltraChat
 from .wikipedia_categories import WikipediaCategories, is_topic
 
 __all__ = [
@@ -32,8 +37,11 @@ __all__ = [
     "DataFileError",
     "FlanV2",
     "Instructions",
+    "OpenAssistant",
     "P3",
     "SelfInstruct",
+    "ShareGPT",
+    "UltraChat",
     "WikipediaCategories",
     "build_instructions",
     "dataset_card",

@@ -1,5 +1,8 @@
 """The LaMini instructions: ``instruction``, ``response``, ``instruction_source`` (SPEC 5), one config per
-``instruction_source`` plus ``all``, and ``generation`` with every provenance and usage column.
+``instruction_source`` plus ``all``, ``generation`` with every provenance and usage column, and ``dialogues``: the
+multi-turn rows (``messages``, ``instruction_source``, ``turns``) of ``lamini-lm generate dialogues`` runs or of the
+multi-turn source builders (ShareGPT, UltraChat, OpenAssistant). A dialogue that is not ``complete`` (a failed or
+unsent turn) is skipped and counted; inputs without a ``messages`` column give it no rows.
 
 The data is either the output of this library's generation runs (folders written by ``save_to_disk`` with
 :func:`lamini_lm.records.generation_features` columns, or ``.jsonl``/``.parquet`` files with the LaMini columns),
@@ -31,7 +34,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datasets.builder import Key
 
-from lamini_lm.records import GENERATION_COLUMNS, LAMINI_COLUMNS, InstructionSource, generation_features
+from lamini_lm.records import (
+    DIALOGUE_COLUMNS,
+    GENERATION_COLUMNS,
+    LAMINI_COLUMNS,
+    InstructionSource,
+    generation_features,
+)
 from lamini_lm.records import lamini_features as _lamini_features
 
 from ._io import (
@@ -47,7 +56,14 @@ from ._io import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LAMINI_REPO", "Instructions", "InstructionsConfig", "is_saved_dataset"]
+__all__ = [
+    "LAMINI_REPO",
+    "Instructions",
+    "InstructionsConfig",
+    "check_messages",
+    "dialogue_config_features",
+    "is_saved_dataset",
+]
 
 LAMINI_REPO = "MBZUAI/LaMini-instruction"
 _VERSION = datasets.Version("1.0.0")
@@ -67,11 +83,57 @@ class InstructionsConfig(datasets.BuilderConfig):
 
     source: str | None = None
     full_columns: bool = False
+    dialogues: bool = False
 
     def __post_init__(self):
         super().__post_init__()
         if self.source is not None:
             self.source = InstructionSource.parse(self.source).value
+
+
+def dialogue_config_features() -> datasets.Features:
+    """The ``dialogues`` config's columns: ``messages`` (``[{role, content}]``, user first, alternating, ending on an
+    assistant turn), ``instruction_source`` (a LaMini source, or the dataset a human dialogue came from) and
+    ``turns`` (assistant turns)."""
+    string = datasets.Value("string")
+    return datasets.Features(
+        {
+            "messages": datasets.List({"role": string, "content": string}),
+            "instruction_source": string,
+            "turns": datasets.Value("int64"),
+        }
+    )
+
+
+def check_messages(messages, where: str, line: int | None, unit: str = "line") -> list[dict[str, str]]:
+    """``messages`` checked: a list of ``{role, content}`` strings, roles ``user``/``assistant`` alternating from
+    ``user``, ending on ``assistant``. A problem raises :class:`DataFileError` naming ``messages[i].field``."""
+    if not isinstance(messages, list) or not messages:
+        raise DataFileError(
+            where, line, "messages", f"expected a non-empty list of {{role, content}}, got {messages!r:.60}", unit
+        )
+    out = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise DataFileError(where, line, f"messages[{i}]", f"expected {{role, content}}, got {m!r:.60}", unit)
+        for key in ("role", "content"):
+            if not isinstance(m.get(key), str):
+                raise DataFileError(
+                    where, line, f"messages[{i}].{key}", f"expected a string, got {m.get(key)!r:.60}", unit
+                )
+        want = "user" if i % 2 == 0 else "assistant"
+        if m["role"] != want:
+            raise DataFileError(
+                where,
+                line,
+                f"messages[{i}].role",
+                f"is {m['role']!r}, expected {want!r} (turns alternate from user)",
+                unit,
+            )
+        out.append({"role": m["role"], "content": m["content"]})
+    if out[-1]["role"] != "assistant":
+        raise DataFileError(where, line, "messages", "ends on a user turn with no answer", unit)
+    return out
 
 
 def is_saved_dataset(path: str | os.PathLike) -> bool:
@@ -99,6 +161,9 @@ class Instructions(datasets.ArrowBasedBuilder):
         *[InstructionsConfig(name=s.value, version=_VERSION, source=s.value) for s in InstructionSource],
         InstructionsConfig(
             name="generation", version=_VERSION, full_columns=True, description="all generation columns and errors"
+        ),
+        InstructionsConfig(
+            name="dialogues", version=_VERSION, dialogues=True, description="complete multi-turn dialogues"
         ),
     ]
     DEFAULT_CONFIG_NAME = "all"
@@ -129,7 +194,11 @@ class Instructions(datasets.ArrowBasedBuilder):
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
             description=card_description("instructions"),
-            features=generation_features() if self.config.full_columns else _lamini_features(),
+            features=dialogue_config_features()
+            if self.config.dialogues
+            else generation_features()
+            if self.config.full_columns
+            else _lamini_features(),
             homepage="https://github.com/mbzuai-nlp/LaMini-LM",
             license="cc-by-nc-4.0",
         )
@@ -166,6 +235,9 @@ class Instructions(datasets.ArrowBasedBuilder):
 
     def _tables(self, path: str) -> Iterator[pa.Table]:
         """The input in batches of this config's schema; the projection and the checks run in Arrow."""
+        if self.config.dialogues:
+            yield from self._dialogue_tables(path)
+            return
         if is_saved_dataset(path):
             loaded = datasets.load_from_disk(path)
             parts = [(path, loaded)] if isinstance(loaded, datasets.Dataset) else sorted(loaded.items())
@@ -249,3 +321,37 @@ class Instructions(datasets.ArrowBasedBuilder):
                 column = pc.fill_null(column, pa.scalar(_EMPTY[field.name], type=field.type))
             columns.append(column)
         return pa.Table.from_arrays(columns, schema=schema)
+
+    def _dialogue_tables(self, path: str) -> Iterator[pa.Table]:
+        """The ``dialogues`` config: rows with ``messages``, checked row by row (dialogues are few and nested)."""
+        rows: list[dict] = []
+        where_unit = "row"
+        if is_saved_dataset(path):
+            loaded = datasets.load_from_disk(path)
+            parts = [(path, loaded)] if isinstance(loaded, datasets.Dataset) else sorted(loaded.items())
+            records = []
+            for split, ds in parts:
+                if "messages" not in ds.column_names:
+                    self.skipped["no_messages_column"] += len(ds)
+                    continue
+                where = path if split == path else f"{path} (split {split})"
+                columns = [c for c in DIALOGUE_COLUMNS if c in ds.column_names]
+                records += [(where, i + 1, r) for i, r in enumerate(ds.select_columns(columns))]
+        else:
+            where_unit = "row" if str(path).lower().endswith(".parquet") else "line"
+            records = [(path, line, r) for line, r in iter_records(path)]
+        for where, line, row in records:
+            if "messages" not in row:
+                self.skipped["no_messages_column"] += 1
+                continue
+            if row.get("error") or row.get("complete") is False:
+                self.skipped["incomplete"] += 1
+                continue
+            source = field_value(row, "instruction_source", where, line, unit=where_unit)
+            messages = check_messages(row["messages"], where, line, where_unit)
+            rows.append({"messages": messages, "instruction_source": source, "turns": len(messages) // 2})
+            if len(rows) == _BATCH:
+                yield pa.Table.from_pylist(rows, schema=self.info.features.arrow_schema)
+                rows = []
+        if rows:
+            yield pa.Table.from_pylist(rows, schema=self.info.features.arrow_schema)

@@ -51,9 +51,11 @@ __all__ = [
     "IGNORE_INDEX",
     "STUDENT_TAGS",
     "Family",
+    "decoder_only_dialogue_prompt",
     "decoder_only_row",
     "decoder_only_usage",
     "detect_family",
+    "encoder_decoder_dialogue_prompt",
     "encoder_decoder_row",
     "encoder_decoder_usage",
     "family_name",
@@ -62,7 +64,9 @@ __all__ = [
     "list_families",
     "register_family",
     "tokenize_decoder_only",
+    "tokenize_decoder_only_dialogue",
     "tokenize_encoder_decoder",
+    "tokenize_encoder_decoder_dialogue",
     "tokenizer_adds_bos",
     "unregister_family",
 ]
@@ -106,6 +110,10 @@ class Family:
     collator_factory: Callable | str = "lamini_lm.train.data:DataCollatorForRecipes"
     compute_metrics: Callable | str | None = None  # (tokenizer) -> Trainer compute_metrics, with predict_with_generate
     stop_text: str | None = None  # a decoded answer ends where this starts (the next turn the model invents)
+    # (family, tokenizer, messages, cfg, **kw) -> training rows of one dialogue; None: the family learns no dialogues
+    tokenize_dialogue_fn: Callable | str | None = None
+    # (family, tokenizer, messages, cfg) -> what the student sees to write the next assistant turn
+    dialogue_prompt_fn: Callable | str | None = None
 
     def __post_init__(self):
         if self.template is not None and "{instruction}" not in self.template:
@@ -129,6 +137,21 @@ class Family:
     def tokenize(self, tokenizer, instruction: str, response: str, cfg, **kw) -> dict:
         """One training row (``input_ids``, ``attention_mask``, ``labels``, ``length``, truncation flags)."""
         return _resolve(self.tokenize_fn)(self, tokenizer, instruction, response, cfg, **kw)
+
+    def tokenize_dialogue(self, tokenizer, messages: list[dict[str, str]], cfg, **kw) -> list[dict]:
+        """Training rows of one dialogue (``[{role, content}]``, user first, alternating, ending on an assistant
+        turn): one row with the loss on every assistant turn (decoder-only), or one (history -> next assistant turn)
+        row per assistant turn (encoder-decoder)."""
+        if self.tokenize_dialogue_fn is None:
+            raise ValueError(f"model family {self.name!r} has no dialogue tokeniser (tokenize_dialogue_fn)")
+        return _resolve(self.tokenize_dialogue_fn)(self, tokenizer, messages, cfg, **kw)
+
+    def dialogue_prompt(self, tokenizer, messages: list[dict[str, str]], cfg=None) -> str:
+        """What a student of this family sees to answer the last user turn of ``messages`` (inference and the
+        judge): the same rendering its dialogue training used."""
+        if self.dialogue_prompt_fn is None:
+            raise ValueError(f"model family {self.name!r} cannot answer a dialogue (dialogue_prompt_fn)")
+        return _resolve(self.dialogue_prompt_fn)(self, tokenizer, messages, cfg)
 
     def collator(self, tokenizer, model=None, pad_to_multiple_of: int | None = None):
         """The data collator that pads this family's rows per batch."""
@@ -318,6 +341,170 @@ def tokenize_decoder_only(
     return decoder_only_row(tokenizer, prompt, instruction, response, cfg.max_length, adds_bos=adds_bos)
 
 
+# --- dialogues -------------------------------------------------------------------------------------------------
+#
+# Decoder-only: with a tokenizer that has a chat template, the dialogue is rendered by it (the template's own
+# markers, so the student speaks its tokenizer's chat format); without one (GPT-2, GPT-Neo, Cerebras-GPT), by the
+# family's wrapper extended turn by turn: the first exchange exactly as a single-turn row (wrapper, answer, EOS),
+# then "\n\n### Instruction:\n{user}\n\n### Response:" + answer + EOS for every later exchange. Either way the
+# labels are every assistant turn's tokens plus the end-of-turn token after it, and nothing else.
+# Encoder-decoder: one (history -> next assistant turn) row per assistant turn; the first turn's source is the raw
+# instruction (a single-turn row exactly), later ones "User: ...\n\nAssistant: ...\n\nUser: ..."; the history is
+# cut from the oldest exchange until the source fits ``max_source_length``.
+
+DIALOGUE_TURN = "\n\n### Instruction:\n{instruction}\n\n### Response:"
+SEQ2SEQ_ROLES = {"user": "User", "assistant": "Assistant"}
+
+
+def _check_dialogue(messages) -> list[dict[str, str]]:
+    if not messages or messages[-1].get("role") != "assistant":
+        raise ValueError("a training dialogue must end on an assistant turn")
+    for i, m in enumerate(messages):
+        if m.get("role") != ("user" if i % 2 == 0 else "assistant") or not isinstance(m.get("content"), str):
+            raise ValueError(
+                f"dialogue message {i}: expected role {'user' if i % 2 == 0 else 'assistant'} and a "
+                f"string content, got {m!r:.80}"
+            )
+    return list(messages)
+
+
+def _segments_alpaca(family: Family, tokenizer, messages, adds_bos: bool) -> list[tuple[list[int], bool]]:
+    """(token ids, trainable) segments of a dialogue in the family's wrapper extended turn by turn."""
+    eos = tokenizer.eos_token_id
+    segments: list[tuple[list[int], bool]] = []
+    for i in range(0, len(messages), 2):
+        user, answer = messages[i]["content"], messages[i + 1]["content"] if i + 1 < len(messages) else None
+        prompt = family.wrap(user) if i == 0 else DIALOGUE_TURN.format(instruction=user)
+        ids = _ids(tokenizer, prompt)
+        if i == 0 and adds_bos:
+            ids = [tokenizer.bos_token_id] + ids
+        segments.append((ids, False))
+        if answer is not None:
+            segments.append((_ids(tokenizer, answer) + [eos], True))
+    return segments
+
+
+def _segments_chat_template(tokenizer, messages) -> list[tuple[list[int], bool]]:
+    """(token ids, trainable) segments of a dialogue rendered by the tokenizer's chat template: each assistant
+    turn's content plus the special token that ends it are trainable, the rest (markers, user turns) is not."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    spans = []
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        prefix = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
+        if not text.startswith(prefix):
+            raise ValueError("the tokenizer's chat template does not render a dialogue's prefix as its beginning")
+        start = text.index(m["content"], len(prefix)) if m["content"] else len(prefix)
+        spans.append((start, start + len(m["content"])))
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    special = set(tokenizer.all_special_ids)
+    trainable = [False] * len(ids)
+    for start, end in spans:
+        last = None
+        for t, (s, e) in enumerate(offsets):
+            if s < end and e > start:
+                trainable[t] = True
+                last = t
+        if last is not None and last + 1 < len(ids) and ids[last + 1] in special:
+            trainable[last + 1] = True  # the end-of-turn token, so the student learns to stop
+    segments: list[tuple[list[int], bool]] = []
+    for tok, flag in zip(ids, trainable):
+        if segments and segments[-1][1] == flag:
+            segments[-1][0].append(tok)
+        else:
+            segments.append(([tok], flag))
+    return segments
+
+
+def _causal_segments(family: Family, tokenizer, messages, adds_bos: bool):
+    if getattr(tokenizer, "chat_template", None):
+        return _segments_chat_template(tokenizer, messages)
+    return _segments_alpaca(family, tokenizer, messages, adds_bos)
+
+
+def tokenize_decoder_only_dialogue(
+    family: Family, tokenizer, messages, cfg, *, adds_bos: bool | None = None, **_: Any
+) -> list[dict]:
+    """``Family.tokenize_dialogue`` for decoder-only families: one row, labels on every assistant turn only.
+
+    Longer than ``cfg.max_length``: the oldest exchanges are dropped until it fits; a single exchange still too long
+    is cut at ``max_length`` (``response_truncated``)."""
+    messages = _check_dialogue(messages)
+    if adds_bos is None:
+        adds_bos = tokenizer_adds_bos(tokenizer)
+    dropped = False
+    while True:
+        segments = _causal_segments(family, tokenizer, messages, adds_bos)
+        total = sum(len(ids) for ids, _ in segments)
+        if total <= cfg.max_length or len(messages) <= 2:
+            break
+        messages, dropped = messages[2:], True
+    input_ids = [t for ids, _ in segments for t in ids]
+    labels = [t if flag else IGNORE_INDEX for ids, flag in segments for t in ids]
+    cut = len(input_ids) > cfg.max_length
+    input_ids, labels = input_ids[: cfg.max_length], labels[: cfg.max_length]
+    return [
+        {
+            "input_ids": input_ids,
+            "attention_mask": [1] * len(input_ids),
+            "labels": labels,
+            "length": len(input_ids),
+            "prompt_truncated": dropped,
+            "response_truncated": cut,
+        }
+    ]
+
+
+def decoder_only_dialogue_prompt(family: Family, tokenizer, messages, cfg=None) -> str:
+    """The text a decoder-only student continues to answer the last user turn of ``messages``."""
+    if not messages or messages[-1].get("role") != "user":
+        raise ValueError("a dialogue to answer must end on a user turn")
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+    parts = []
+    for i, m in enumerate(messages):
+        if m["role"] == "user":
+            parts.append(family.wrap(m["content"]) if i == 0 else DIALOGUE_TURN.format(instruction=m["content"]))
+        else:
+            parts.append(m["content"] + (tokenizer.eos_token or ""))
+    return "".join(parts)
+
+
+def _seq2seq_source(family: Family, history) -> str:
+    if len(history) == 1:
+        return family.wrap(history[0]["content"])
+    return "\n\n".join(f"{SEQ2SEQ_ROLES[m['role']]}: {m['content']}" for m in history)
+
+
+def encoder_decoder_dialogue_prompt(family: Family, tokenizer, messages, cfg=None) -> str:
+    """The source an encoder-decoder student reads to answer the last user turn (history cut from the oldest
+    exchange to ``cfg.max_source_length`` tokens when ``cfg`` is given)."""
+    if not messages or messages[-1].get("role") != "user":
+        raise ValueError("a dialogue to answer must end on a user turn")
+    history = list(messages)
+    limit = getattr(cfg, "max_source_length", None)
+    while limit and len(history) > 1 and len(_ids(tokenizer, _seq2seq_source(family, history))) + 1 > limit:
+        history = history[2:]
+    return _seq2seq_source(family, history)
+
+
+def tokenize_encoder_decoder_dialogue(family: Family, tokenizer, messages, cfg, **_: Any) -> list[dict]:
+    """``Family.tokenize_dialogue`` for encoder-decoder families: one (history -> answer) row per assistant turn."""
+    messages = _check_dialogue(messages)
+    rows = []
+    for i in range(1, len(messages), 2):
+        history = messages[:i]
+        source = encoder_decoder_dialogue_prompt(family, tokenizer, history, cfg)
+        row = encoder_decoder_row(
+            tokenizer, source, messages[i]["content"], cfg.max_source_length, cfg.max_target_length
+        )
+        row["prompt_truncated"] = row["prompt_truncated"] or source != _seq2seq_source(family, history)
+        rows.append(row)
+    return rows
+
+
 def lengths(**values: int) -> SimpleNamespace:
     """A stand-in ``cfg`` for :meth:`Family.tokenize` outside a recipe: ``lengths(max_length=512)``."""
     return SimpleNamespace(**values)
@@ -383,6 +570,8 @@ register_family(
     recipe_config="lamini_lm.train.config:Seq2SeqRecipeConfig",
     recipe_trainer="lamini_lm.train.trainers:Seq2SeqRecipeTrainer",
     compute_metrics="lamini_lm.train.metrics:rouge_compute_metrics",
+    tokenize_dialogue_fn=tokenize_encoder_decoder_dialogue,
+    dialogue_prompt_fn=encoder_decoder_dialogue_prompt,
 )
 register_family(
     name="causal",
@@ -404,4 +593,6 @@ register_family(
     recipe_config="lamini_lm.train.config:CausalRecipeConfig",
     recipe_trainer="lamini_lm.train.trainers:CausalRecipeTrainer",
     stop_text="### Instruction:",
+    tokenize_dialogue_fn=tokenize_decoder_only_dialogue,
+    dialogue_prompt_fn=decoder_only_dialogue_prompt,
 )

@@ -4,10 +4,16 @@ Encoder-decoder students take the raw instruction; decoder-only students take Al
 (:data:`lamini_lm.prompts.ALPACA_WRAPPER`) and only the text after ``### Response:`` is their answer. The family
 (:mod:`lamini_lm.families`) is detected from the model's config, so a user never has to know it.
 
+A dialogue (a list of ``{role, content}`` ending on a user turn) is answered the way its family learnt dialogues
+(:meth:`lamini_lm.families.Family.dialogue_prompt`): the next assistant turn.
+
 Example:
     >>> import lamini_lm
     >>> lamini_lm.generate("MBZUAI/LaMini-Flan-T5-77M", ["Name three primary colours."])  # doctest: +SKIP
     ['Red, yellow and blue.']
+    >>> lamini_lm.generate("runs/lamini-gpt-124m-chat", [{"role": "user", "content": "Name a colour."},
+    ...     {"role": "assistant", "content": "Blue."}, {"role": "user", "content": "Another?"}])  # doctest: +SKIP
+    'Red.'
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import os
 from collections.abc import Sequence
 from typing import Any, overload
 
-from lamini_lm.families import detect_family, get_family
+from lamini_lm.families import detect_family, get_family, lengths
 
 __all__ = ["generate", "load_student"]
 
@@ -54,6 +60,10 @@ def generate(
 ):
     """The student's responses to ``instructions`` (a list of strings, or one string for one response).
 
+    An item may also be a dialogue, a list of ``{"role", "content"}`` ending on a user turn (one dialogue alone
+    gives one response, a list of dialogues a list): the student writes the next assistant turn, seeing the
+    dialogue as its family's dialogue training did; a history too long for the model loses its oldest turns.
+
     ``model`` is a local folder, a Hub id, or a loaded ``PreTrainedModel`` (then pass ``tokenizer``, or it is
     loaded from ``model.name_or_path``). ``generate_kwargs`` go to ``model.generate`` (e.g. ``max_new_tokens``,
     ``do_sample``); the model's generation config supplies the rest, with ``max_new_tokens=256`` if it sets no
@@ -71,7 +81,7 @@ def generate(
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(model.name_or_path)
-    single = isinstance(instructions, str)
+    single = isinstance(instructions, str) or _is_dialogue(instructions)
     instructions = [instructions] if single else list(instructions)
     family = detect_family(model)
     if tokenizer.pad_token is None:
@@ -92,15 +102,31 @@ def generate(
     bar = tqdm(total=len(instructions), desc="student answers", unit="answer", disable=not progress)
     for start in range(0, len(instructions), batch_size):
         texts = instructions[start : start + batch_size]
-        prompts = [family.wrap(text) for text in texts] if wrapper else texts
+        dialogue = any(not isinstance(text, str) for text in texts)
+        if dialogue:  # a dialogue is rendered as its family learnt dialogues (wrapper or not)
+            cfg = lengths(max_source_length=max_input)
+            prompts = [
+                family.dialogue_prompt(tokenizer, list(t), cfg)
+                if not isinstance(t, str)
+                else family.wrap(t)
+                if wrapper
+                else t
+                for t in texts
+            ]
+        else:
+            prompts = [family.wrap(text) for text in texts] if wrapper else texts
         # Decoder-only: new tokens must follow every prompt directly, so pad on the left (the caller's
         # tokenizer is left as it was).
         tokenizer.padding_side = "left" if family.decoder_only else padding_side
+        truncation_side = tokenizer.truncation_side
+        if dialogue:
+            tokenizer.truncation_side = "left"
         try:
             batch = tokenizer(prompts, return_tensors="pt", padding=True, truncation=True, max_length=max_input)
             batch = batch.to(model.device)
         finally:
             tokenizer.padding_side = padding_side
+            tokenizer.truncation_side = truncation_side
         with torch.no_grad():
             output = model.generate(**batch, **generate_kwargs)
         if family.decoder_only:
@@ -110,6 +136,11 @@ def generate(
         bar.update(len(texts))
     bar.close()
     return responses[0] if single else responses
+
+
+def _is_dialogue(item: Any) -> bool:
+    """Whether ``item`` is one dialogue (a list of ``{role, content}`` dicts), not a list of instructions."""
+    return isinstance(item, (list, tuple)) and bool(item) and all(isinstance(m, dict) for m in item)
 
 
 def _response_only(text: str) -> str:

@@ -25,6 +25,10 @@ __all__ = [
     "PROMPT_VERSION",
     "SYSTEM_MESSAGE",
     "TOPIC_GUIDED_TEMPLATE",
+    "USER_SIMULATOR_OPENING",
+    "USER_SIMULATOR_PROMPT",
+    "USER_SIMULATOR_VERSION",
+    "USER_STOP_MARKER",
     "Family",
     "detect_family",
     "example_guided_prompt",
@@ -69,6 +73,23 @@ ALPACA_WRAPPER = (
 )
 
 
+# Multi-turn dialogues (not in the paper): the system prompt of the model that plays the user. It sees the
+# dialogue with the roles swapped (its own earlier messages as "assistant", the teacher's answers as "user") and
+# writes the user's next message; it may end the dialogue by answering with USER_STOP_MARKER.
+USER_STOP_MARKER = "[END OF DIALOGUE]"
+USER_SIMULATOR_PROMPT = (
+    "You are role-playing a curious human user who is talking to an AI assistant. You asked the first question "
+    "yourself; the assistant's replies are shown to you as the other party's messages. Write your next message to "
+    "the assistant: a natural follow-up that asks for more detail, a related task, a clarification or a "
+    "correction. Write only the user's message, in the first person, without greetings or thanks, and never "
+    "answer your own question. If the conversation has nothing more worth asking, reply with exactly "
+    f"{USER_STOP_MARKER}"
+)
+# The simulator's view of a dialogue starts with this "user" line (the assistant's greeting, seen from the other
+# side), so that the roles it sees alternate user/assistant from the start as strict chat templates require.
+USER_SIMULATOR_OPENING = "Hello! What would you like to ask me?"
+
+
 def prompt_hash(text: str) -> str:
     """A short, stable version id of a prompt text (first 12 hex digits of its SHA-256)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
@@ -82,6 +103,8 @@ PROMPT_HASHES = {
 }
 # One id for the whole prompt set, recorded in datasets and cards.
 PROMPT_VERSION = prompt_hash("\x00".join(PROMPT_HASHES[k] for k in sorted(PROMPT_HASHES)))
+# The user simulator's version (not one of the paper's prompts, so not in PROMPT_HASHES or PROMPT_VERSION).
+USER_SIMULATOR_VERSION = prompt_hash(USER_SIMULATOR_PROMPT + "\x00" + USER_SIMULATOR_OPENING)
 
 
 def format_examples(examples: Sequence[str]) -> str:

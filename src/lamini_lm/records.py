@@ -7,6 +7,11 @@ stage reads and writes ``datasets`` tables whose columns are declared here:
   ``instruction_source``; what students train on.
 * :func:`generation_features` -- that schema plus provenance and usage columns; what generation writes (one row
   per instruction, failed rows carry ``error`` instead of a response).
+* :func:`dialogue_features` -- the generation schema plus ``messages`` (the dialogue as a list of ``{role,
+  content}``, user first, no system message), ``turns``, ``complete``, ``end_reason``, ``user_model`` and
+  ``user_prompt_version``; what ``lamini-lm generate dialogues`` and the multi-turn builders write. A row's
+  ``instruction`` is the first user turn and ``response`` the first assistant turn, so a dialogue is also a valid
+  single-turn row.
 
 Example:
     >>> from lamini_lm.records import Instruction, InstructionSource
@@ -27,6 +32,8 @@ if TYPE_CHECKING:  # datasets is imported lazily so that `lamini-lm --help` stay
     import datasets
 
 __all__ = [
+    "DIALOGUE_COLUMNS",
+    "DIALOGUE_END_REASONS",
     "GENERATION_COLUMNS",
     "LAMINI_COLUMNS",
     "Instruction",
@@ -34,6 +41,7 @@ __all__ = [
     "LaMiniExample",
     "Response",
     "Usage",
+    "dialogue_features",
     "generation_features",
     "lamini_features",
 ]
@@ -250,3 +258,38 @@ def generation_features() -> datasets.Features:
             "error": string,
         }
     )
+
+
+# Columns a dialogue row adds to the generation ones.
+DIALOGUE_COLUMNS = GENERATION_COLUMNS + (
+    "messages",  # the dialogue: [{"role": "user"|"assistant", "content": ...}, ...], user first, no system message
+    "turns",  # assistant turns in messages
+    "complete",  # True only when the dialogue ended as planned (its turns, or the user simulator's stop marker)
+    "end_reason",  # one of DIALOGUE_END_REASONS
+    "user_model",  # the model that played the user (None for human data)
+    "user_prompt_version",  # hash of the user simulator's system prompt (None for human data)
+)
+
+# Why a dialogue ended. Only the first two make it ``complete``.
+DIALOGUE_END_REASONS = (
+    "max_turns",  # it reached the turns planned for it
+    "user_stop",  # the user simulator wrote the stop marker (lamini_lm.prompts.USER_STOP_MARKER)
+    "error",  # a turn failed for good: ``error`` says why; ``messages`` holds the turns before it
+    "not_sent",  # a turn was not sent (budget reached, dry run, interrupted): re-running continues it
+    "source",  # taken from an existing dataset as it was (ShareGPT, UltraChat, OpenAssistant)
+)
+
+
+def dialogue_features() -> datasets.Features:
+    """``datasets.Features`` of a dialogue row: :func:`generation_features` plus the :data:`DIALOGUE_COLUMNS`."""
+    import datasets
+
+    string = datasets.Value("string")
+    features = generation_features()
+    features["messages"] = datasets.List({"role": string, "content": string})
+    features["turns"] = datasets.Value("int64")
+    features["complete"] = datasets.Value("bool")
+    features["end_reason"] = string
+    features["user_model"] = string
+    features["user_prompt_version"] = string
+    return features

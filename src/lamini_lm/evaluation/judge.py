@@ -43,11 +43,13 @@ from lamini_lm.prompts import prompt_hash
 __all__ = [
     "GRADES",
     "GRADE_DEFINITIONS",
+    "DIALOGUE_JUDGE_TEMPLATE",
     "JUDGE_TEMPLATE",
     "JudgeConfig",
     "Judgement",
     "Rating",
     "judge_answers",
+    "judge_dialogue_messages",
     "judge_messages",
     "main",
     "parse_rating",
@@ -74,6 +76,17 @@ JUDGE_TEMPLATE = (
     'Reply with the grade on the first line as "Rating: X" (X is A, B, C or D), then one sentence saying why.'
 )
 JUDGE_PROMPT_VERSION = prompt_hash(JUDGE_TEMPLATE)
+
+# A dialogue's last answer, rated with the earlier turns as context (``lamini-lm judge --two_turn``).
+DIALOGUE_JUDGE_TEMPLATE = (
+    "You are grading the last answer of an AI assistant in a conversation with a user. Judge only that answer, "
+    "taking the earlier turns into account (a follow-up must be answered in their light). Use exactly one of these "
+    "grades:\n"
+    + "".join(f"{g}: the answer is {d};\n" for g, d in GRADE_DEFINITIONS.items())
+    + "\n[Conversation]\n{conversation}\n\n[Last answer]\n{answer}\n\n"
+    'Reply with the grade on the first line as "Rating: X" (X is A, B, C or D), then one sentence saying why.'
+)
+DIALOGUE_JUDGE_PROMPT_VERSION = prompt_hash(DIALOGUE_JUDGE_TEMPLATE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +131,13 @@ def judge_messages(instruction: str, answer: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": JUDGE_TEMPLATE.format(instruction=instruction, answer=answer)}]
 
 
+def judge_dialogue_messages(context: Sequence[dict], answer: str) -> list[dict[str, str]]:
+    """The chat request asking the judge to grade ``answer``, the reply to the last user turn of ``context``."""
+    names = {"user": "User", "assistant": "Assistant"}
+    conversation = "\n\n".join(f"{names.get(m['role'], m['role'])}: {m['content']}" for m in context)
+    return [{"role": "user", "content": DIALOGUE_JUDGE_TEMPLATE.format(conversation=conversation, answer=answer)}]
+
+
 @dataclasses.dataclass
 class Judgement:
     """One graded answer: ``grade`` None with ``error`` set when the judge failed, with ``rule == "unparsed"``
@@ -130,6 +150,7 @@ class Judgement:
     rule: str
     raw: str | None
     error: str | None = None
+    context: list | None = None  # the dialogue before the answer (two-turn judging), None for one instruction
 
 
 def judge_answers(
@@ -141,8 +162,12 @@ def judge_answers(
     ids: Sequence[str] | None = None,
     desc: str = "judge",
     dry_run: bool = False,
+    contexts: Sequence[Sequence[dict] | None] | None = None,
 ) -> list[Judgement]:
     """Grade each answer with the judge model in ``config`` (a :class:`lamini_lm.generation.TeacherConfig`).
+
+    ``contexts``: per answer, the dialogue it replies to (ending on the user turn ``prompts`` holds), or None; an
+    answer with a context is graded as a dialogue's last answer (:data:`DIALOGUE_JUDGE_TEMPLATE`).
 
     Example:
         >>> from lamini_lm.generation import TeacherConfig
@@ -154,17 +179,28 @@ def judge_answers(
     if len(prompts) != len(answers):
         raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers")
     ids = list(ids) if ids is not None else [str(i) for i in range(len(prompts))]
-    messages = [judge_messages(p, a) for p, a in zip(prompts, answers)]
-    replies = chat_completions(
-        messages, config, store, desc=desc, dry_run=dry_run, prompt_version=JUDGE_PROMPT_VERSION
-    )
+    contexts = list(contexts) if contexts is not None else [None] * len(prompts)
+    single = [k for k, c in enumerate(contexts) if not c]
+    multi = [k for k, c in enumerate(contexts) if c]
+    replies: list = [None] * len(prompts)
+    for picked, version, make in (
+        (single, JUDGE_PROMPT_VERSION, lambda k: judge_messages(prompts[k], answers[k])),
+        (multi, DIALOGUE_JUDGE_PROMPT_VERSION, lambda k: judge_dialogue_messages(contexts[k], answers[k])),
+    ):
+        if picked:
+            got = chat_completions(
+                [make(k) for k in picked], config, store, desc=desc, dry_run=dry_run, prompt_version=version
+            )
+            for k, r in zip(picked, got):
+                replies[k] = r
     out = []
-    for i, p, a, r in zip(ids, prompts, answers, replies):
+    for i, p, a, r, c in zip(ids, prompts, answers, replies, contexts):
+        c = list(c) if c else None
         if r.error is not None or r.text is None:
-            out.append(Judgement(i, p, a, None, "error", None, r.error or "no text"))
+            out.append(Judgement(i, p, a, None, "error", None, r.error or "no text", c))
         else:
             rating = parse_rating(r.text)
-            out.append(Judgement(i, p, a, rating.grade, rating.rule, r.text))
+            out.append(Judgement(i, p, a, rating.grade, rating.rule, r.text, context=c))
     unparsed = sum(j.rule == "unparsed" for j in out)
     if unparsed:
         logger.warning("%d of %d judge replies had no readable grade (kept as 'unparsed')", unparsed, len(out))
@@ -222,6 +258,13 @@ class JudgeConfig:
         default_factory=lambda: ["all"], metadata={"help": "paper models shown in the plot ('all', or names)"}
     )
     dry_run: bool = dataclasses.field(default=False, metadata={"help": "estimate the judge's cost, send nothing"})
+    two_turn: bool = dataclasses.field(
+        default=False,
+        metadata={
+            "help": "rate the last answer of the shipped two-turn set (a question, then a follow-up), with the "
+            "dialogue as context"
+        },
+    )
 
     def __post_init__(self):
         from lamini_lm.config import check_range
@@ -232,6 +275,8 @@ class JudgeConfig:
             raise UsageError("give a student or --answers FILE, not both")
         for name in ("limit", "max_new_tokens", "batch_size"):
             check_range(name, getattr(self, name), 1)
+        if self.two_turn and self.instructions:
+            raise UsageError("--two_turn uses the shipped two-turn set: drop --instructions")
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict]) -> None:
@@ -239,16 +284,49 @@ def _write_jsonl(path: Path, rows: Sequence[dict]) -> None:
 
 
 def _read_answers(path: str | os.PathLike) -> list[dict]:
+    """Rows ``id, prompt, answer`` (and ``context``, the dialogue before the answer, when the file has it)."""
     from lamini_lm.io import field_value, iter_records
 
-    return [
-        {
+    rows = []
+    for n, row in iter_records(str(path)):
+        item = {
             "id": str(row.get("id", n - 1)),
             "prompt": field_value(row, "prompt", str(path), n),
             "answer": field_value(row, "answer", str(path), n),
         }
-        for n, row in iter_records(str(path))
-    ]
+        if row.get("context") is not None:
+            item["context"] = field_value(row, "context", str(path), n, kind=list)
+        rows.append(item)
+    return rows
+
+
+def _two_turn_answers(cfg: JudgeConfig, out: Path) -> list[dict]:
+    """The student's answers to both turns of the two-turn set; rows carry the second turn as ``prompt``, its
+    answer, and the dialogue before it as ``context``. Reused from ``answers.jsonl`` on a resumed run."""
+    from lamini_lm.evaluation.harness import resolve_device
+    from lamini_lm.evaluation.two_turn import TWO_TURN_SET
+    from lamini_lm.inference import generate, load_student
+
+    items = TWO_TURN_SET[: cfg.limit] if cfg.limit else TWO_TURN_SET
+    cached = out / "answers.jsonl"
+    if cached.exists():
+        rows = _read_answers(cached)
+        if [r["prompt"] for r in rows] == [it["turns"][1] for it in items] and all("context" in r for r in rows):
+            logger.info("reusing the student's answers in %s", cached)
+            return rows
+    model, tokenizer = load_student(cfg.student)
+    model.to(resolve_device(cfg.device))
+    kw = {"tokenizer": tokenizer, "batch_size": cfg.batch_size, "max_new_tokens": cfg.max_new_tokens}
+    kw.update(do_sample=False, progress=True)
+    first = [[{"role": "user", "content": it["turns"][0]}] for it in items]
+    answers = generate(model, first, **kw)
+    second = [[*d, {"role": "assistant", "content": a}, {"role": "user", "content": it["turns"][1]}]
+              for d, a, it in zip(first, answers, items)]  # fmt: skip
+    finals = generate(model, second, **kw)
+    rows = [{"id": it["id"], "prompt": it["turns"][1], "answer": a, "context": d}
+            for it, a, d in zip(items, finals, second)]  # fmt: skip
+    _write_jsonl(cached, rows)
+    return rows
 
 
 def _student_answers(cfg: JudgeConfig, out: Path) -> list[dict]:
@@ -296,7 +374,10 @@ def run_judge(cfg: JudgeConfig, judge) -> dict:
     if not cfg.dry_run and not (out / MANIFEST_FILE).is_file():  # marks the folder as this stage's while it runs
         out.mkdir(parents=True, exist_ok=True)
         Manifest(**record, extra={"complete": False}).save(out)
-    rows = _read_answers(cfg.answers) if cfg.answers else _student_answers(cfg, out)
+    if cfg.answers:
+        rows = _read_answers(cfg.answers)
+    else:
+        rows = _two_turn_answers(cfg, out) if cfg.two_turn else _student_answers(cfg, out)
     if cfg.answers and cfg.limit:
         rows = rows[: cfg.limit]
     judgements = judge_answers(
@@ -306,6 +387,7 @@ def run_judge(cfg: JudgeConfig, judge) -> dict:
         cfg.store or out / "judge.sqlite",
         ids=[r["id"] for r in rows],
         dry_run=cfg.dry_run,
+        contexts=[r.get("context") for r in rows],
     )
     counts = rubric_counts(judgements)
     summary = {"model": name, "judge": judge.model, "prompt_version": JUDGE_PROMPT_VERSION, "n": len(rows)}
@@ -323,7 +405,7 @@ def run_judge(cfg: JudgeConfig, judge) -> dict:
         **record,
         rows=len(rows),
         teacher_models=[judge.model],
-        prompt_hashes={"judge": JUDGE_PROMPT_VERSION},
+        prompt_hashes={"judge": DIALOGUE_JUDGE_PROMPT_VERSION if cfg.two_turn else JUDGE_PROMPT_VERSION},
         extra={"counts": counts, "model": name, "complete": True},
     ).save(out)
     return summary

@@ -10,6 +10,7 @@ Example:
 from lamini_lm.generation.cache import cache_summary, export_answers, prune_cache
 from lamini_lm.generation.config import TeacherConfig
 from lamini_lm.generation.cost import DEFAULT_PRICES, Estimate, price_table
+from lamini_lm.generation.dialogues import DialogueArgs, generate_dialogues, run_generate_dialogues
 from lamini_lm.generation.instructions import filter_topics, generate_instructions, plan_prompts
 from lamini_lm.generation.parsing import ParseReport, parse_examples
 from lamini_lm.generation.responses import generate_responses, response_messages
@@ -26,6 +27,7 @@ from lamini_lm.generation.store import Store, default_store_path, request_key
 
 __all__ = [
     "DEFAULT_PRICES",
+    "DialogueArgs",
     "Estimate",
     "GenerationFailed",
     "InstructionArgs",
@@ -41,6 +43,7 @@ __all__ = [
     "estimate",
     "export_answers",
     "filter_topics",
+    "generate_dialogues",
     "generate_instructions",
     "generate_responses",
     "parse_examples",
@@ -50,6 +53,7 @@ __all__ = [
     "request_key",
     "request_keys",
     "response_messages",
+    "run_generate_dialogues",
     "run_generate_instructions",
     "run_generate_responses",
 ]

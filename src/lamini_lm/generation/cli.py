@@ -1,4 +1,4 @@
-"""``lamini-lm generate instructions|responses`` and ``lamini-lm cache``: the generation stage on the command line.
+"""``lamini-lm generate instructions|responses|dialogues`` and ``lamini-lm cache``: generation on the command line.
 
 Usage:
     lamini-lm generate instructions --strategy example --seeds seeds.jsonl --num_prompts 100 \\
@@ -7,6 +7,7 @@ Usage:
     lamini-lm generate responses --input out/instructions --base_url http://127.0.0.1:8000/v1 --model my-model \\
         --concurrency 64 --budget 20 --output out/responses
     lamini-lm generate responses generate.yaml --dry_run     # settings from YAML, flags win
+    lamini-lm generate dialogues --input out/instructions --turns 2-5 --user_model gpt-4o-mini --output out/dialogues
     lamini-lm cache                                          # requests, tokens and dollars by model
     lamini-lm cache --export answers.jsonl
     lamini-lm cache --prune --older_than_days 90
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from lamini_lm.config import StageParser, check_range
 from lamini_lm.errors import UsageError
 from lamini_lm.generation.config import TeacherConfig
+from lamini_lm.generation.dialogues import DialogueArgs, run_generate_dialogues
 from lamini_lm.generation.stage import (
     GenerationFailed,
     InstructionArgs,
@@ -36,7 +38,7 @@ from lamini_lm.generation.stage import (
 )
 from lamini_lm.generation.store import default_store_path
 
-__all__ = ["CacheArgs", "InstructionArgs", "OutputArgs", "ResponseArgs", "cache_main", "main"]
+__all__ = ["CacheArgs", "DialogueArgs", "InstructionArgs", "OutputArgs", "ResponseArgs", "cache_main", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +54,18 @@ EXAMPLES = {
         "  lamini-lm generate responses --input alpaca.jsonl --instruction_source alpaca "
         "--base_url http://127.0.0.1:8000/v1 --model my-model --output out/alpaca"
     ),
+    "dialogues": (
+        "  lamini-lm generate dialogues --input out/instructions --turns 2-5 --output out/dialogues --budget 20\n"
+        "  lamini-lm generate dialogues --input alpaca.jsonl --instruction_source alpaca --turns 3 "
+        "--user_model gpt-4o-mini --output out/chat --dry_run"
+    ),
 }
-COMMANDS = {"instructions": InstructionArgs, "responses": ResponseArgs}
+COMMANDS = {"instructions": InstructionArgs, "responses": ResponseArgs, "dialogues": DialogueArgs}
+RUNS = {
+    "instructions": run_generate_instructions,
+    "responses": run_generate_responses,
+    "dialogues": run_generate_dialogues,
+}
 
 
 def _terminate(signum, frame):  # SIGTERM ends the run like Ctrl-C: answers so far are already committed
@@ -77,13 +89,14 @@ def main(argv: list[str] | None = None, prog: str = "lamini-lm generate") -> int
         epilog="examples:\n" + "\n".join(EXAMPLES.values()) + f"\n\n`{prog} <command> --help` lists the settings.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = chooser.add_subparsers(dest="command", metavar="{instructions,responses}", required=True)
+    sub = chooser.add_subparsers(dest="command", metavar="{instructions,responses,dialogues}", required=True)
     sub.add_parser("instructions", help="new instructions from seed examples (and topics)", add_help=False)
     sub.add_parser("responses", help="the teacher's answer to each instruction", add_help=False)
+    sub.add_parser("dialogues", help="multi-turn dialogues: a user simulator and the teacher", add_help=False)
     chosen, rest = chooser.parse_known_args(argv)
     what = chosen.command
     task, out, teacher = _parser(what, prog).parse(rest)
-    run = run_generate_instructions if what == "instructions" else run_generate_responses
+    run = RUNS[what]
     store = out.store_path()
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -100,11 +113,19 @@ def main(argv: list[str] | None = None, prog: str = "lamini-lm generate") -> int
         return 0
     report = manifest.reports[0]
     details = report["details"]
-    print(
-        f"wrote {manifest.rows:,} rows to {out.output} ({details['failed']:,} of {details['asked']:,} requests "
-        f"failed, {sum(manifest.tokens.values()):,} tokens, ${manifest.cost_usd:,.4f}); "
-        f"{details.get('from_cache', 0):,} answers came from the cache {store}"
-    )
+    if what == "dialogues":
+        print(
+            f"wrote {manifest.rows:,} dialogues to {out.output} ({details['complete']:,} complete; ended by "
+            f"{', '.join(f'{k} {v:,}' for k, v in sorted(details['end_reasons'].items()))}; turns "
+            f"{', '.join(f'{k}: {v:,}' for k, v in details['turns'].items())}; {sum(manifest.tokens.values()):,} "
+            f"tokens, ${manifest.cost_usd:,.4f}); {details['from_cache']:,} turns came from the cache {store}"
+        )
+    else:
+        print(
+            f"wrote {manifest.rows:,} rows to {out.output} ({details['failed']:,} of {details['asked']:,} requests "
+            f"failed, {sum(manifest.tokens.values()):,} tokens, ${manifest.cost_usd:,.4f}); "
+            f"{details.get('from_cache', 0):,} answers came from the cache {store}"
+        )
     if details["not_sent"]:
         print(
             f"budget reached: {details['not_sent']:,} requests were not sent; run the same command with a larger "

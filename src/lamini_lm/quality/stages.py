@@ -156,13 +156,17 @@ def _step(io: StageIO, stage: str, config: Any, run) -> StepReport:
 def run_dedup(io: StageIO, config: DedupConfig | None = None) -> StepReport:
     """``lamini-lm dedup``: exact, then MinHash + ROUGE-L near-duplicate removal (see :func:`dedup`)."""
     config = config or DedupConfig()
-    return _step(io, "dedup", config, lambda ds: dedup(ds, config))
+    from lamini_lm.quality.dialogues import dedup_dialogues, is_dialogue
+
+    return _step(io, "dedup", config, lambda ds: (dedup_dialogues if is_dialogue(ds) else dedup)(ds, config))
 
 
 def run_filter(io: StageIO, config: FilterConfig | None = None) -> StepReport:
     """``lamini-lm filter``: the heuristic row filters (see :func:`filter_rows`)."""
     config = config or FilterConfig()
-    return _step(io, "filter", config, lambda ds: filter_rows(ds, config))
+    from lamini_lm.quality.dialogues import filter_dialogues, is_dialogue
+
+    return _step(io, "filter", config, lambda ds: (filter_dialogues if is_dialogue(ds) else filter_rows)(ds, config))
 
 
 def run_decontaminate(io: StageIO, config: DecontaminateConfig | None = None) -> StepReport:
@@ -173,20 +177,27 @@ def run_decontaminate(io: StageIO, config: DecontaminateConfig | None = None) ->
     config = config or DecontaminateConfig()
     check_output(io.output, "decontaminate", io.overwrite)
     ds, upstream, entry = load_input(io.input)
+    from lamini_lm.quality.dialogues import decontaminate_dialogues, is_dialogue
+
     missing = [c for c in config.columns if c not in ds.column_names]
-    if missing:
+    if is_dialogue(ds):  # dialogues: every turn of `messages` is checked, whatever --columns says
+        out, report = decontaminate_dialogues(
+            ds, config.sources(), ngram=config.ngram, action=config.action, examples=config.examples
+        )
+    elif missing:
         raise DataError(
             f"--input {io.input}: no {missing[0]!r} column to check (its columns: {', '.join(ds.column_names)}); "
             "pass --columns with the columns it has"
         )
-    out, report = decontaminate(
-        ds,
-        config.sources(),
-        ngram=config.ngram,
-        columns=config.columns,
-        action=config.action,
-        examples=config.examples,
-    )
+    else:
+        out, report = decontaminate(
+            ds,
+            config.sources(),
+            ngram=config.ngram,
+            columns=config.columns,
+            action=config.action,
+            examples=config.examples,
+        )
     _write(out, report, stage="decontaminate", config={**asdict(io), **asdict(config)}, upstream=upstream,
            entry=entry, output=io.output, overwrite=io.overwrite)  # fmt: skip
     return report
@@ -203,7 +214,14 @@ def run_stats(config: StatsConfig) -> dict[str, Any]:
     result: dict[str, Any] = {}
 
     def plots(tmp: Path, manifest: Manifest) -> None:
-        result.update(compute_stats(ds, tmp, embed=config.embed, max_points=config.max_points))
+        from lamini_lm.quality.dialogues import dialogue_stats, dialogue_view, is_dialogue
+
+        view = dialogue_view(ds) if is_dialogue(ds) else ds
+        result.update(compute_stats(view, tmp, embed=config.embed, max_points=config.max_points))
+        if is_dialogue(ds):
+            dialogue = dialogue_stats(ds, tmp)
+            result["plots"].update(dialogue.pop("plots"))
+            result["dialogues"] = dialogue
         write_json(result, tmp / "stats.json")
         manifest.extra = {"stats": result}
         manifest.timings = {"seconds": round(time.perf_counter() - start, 3)}

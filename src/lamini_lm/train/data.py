@@ -72,7 +72,7 @@ def load_instruction_splits(cfg) -> tuple[Any, Any | None]:
         raise UsageError(f"{cfg.dataset_name}: no split {cfg.train_split!r}; it has {sorted(data)}")
     train = data[cfg.train_split]
     missing = [c for c in (cfg.instruction_column, cfg.response_column) if c not in train.column_names]
-    if missing:
+    if missing and "messages" not in train.column_names:  # a `messages` column: dialogues (tokenize_dataset)
         raise UsageError(
             f"{cfg.dataset_name}: missing column(s) {missing}; it has {train.column_names} "
             "(set instruction_column/response_column)"
@@ -110,6 +110,10 @@ def tokenize_dataset(dataset, tokenizer, family: str | Family, cfg, desc: str = 
     icol, rcol = cfg.instruction_column, cfg.response_column
     adds_bos = tokenizer_adds_bos(tokenizer)  # once per dataset, not once per row
 
+    def dialogues(batch):  # a `messages` column: the family's dialogue tokeniser (one or more rows per dialogue)
+        rows = [r for m in batch["messages"] for r in family.tokenize_dialogue(tokenizer, m, cfg, adds_bos=adds_bos)]
+        return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
+
     def fn(batch):
         rows = []
         for ins, resp in zip(batch[icol], batch[rcol]):
@@ -119,7 +123,7 @@ def tokenize_dataset(dataset, tokenizer, family: str | Family, cfg, desc: str = 
         return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
 
     out = dataset.map(
-        fn,
+        dialogues if "messages" in dataset.column_names else fn,
         batched=True,
         remove_columns=dataset.column_names,
         num_proc=cfg.preprocessing_num_workers,
