@@ -271,6 +271,40 @@ def test_self_instruct_seeds_ask_for_twenty():
     assert str(getattr(topic.source, "value", topic.source)) == "self_instruct_with_topic"
 
 
+@pytest.mark.integration
+def test_alpaca_rows_are_answered_with_their_input(tmp_path):
+    """SPEC 2: a row with an ``input`` is asked with it, and stored with it (what every later stage reads)."""
+    import json
+    import subprocess
+    import sys
+
+    import datasets
+
+    from generation_fakes import FakeOpenAI
+
+    rows = [
+        {"instruction": "Rewrite the given sentence in passive voice.", "input": "The cat chased the mouse."},
+        {"instruction": "Name three primary colours.", "input": "", "output": "-"},
+    ]
+    alpaca = tmp_path / "alpaca.jsonl"
+    alpaca.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    asked = "Rewrite the given sentence in passive voice.\n\nThe cat chased the mouse."
+    fake = FakeOpenAI()
+    with fake as url:
+        cmd = [sys.executable, "-m", "lamini_lm.cli", "generate", "responses", "--input", str(alpaca)]
+        cmd += ["--instruction_source", "alpaca", "--output", str(tmp_path / "out"), "--store", str(tmp_path / "s")]
+        cmd += ["--base_url", url, "--model", "fake", "--no_progress"]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert sorted(fake.requests) == sorted([asked, "Name three primary colours."])
+    out = datasets.load_from_disk(str(tmp_path / "out"))
+    assert out["instruction"][:] == [asked, "Name three primary colours."]
+    assert out["response"][0].startswith("Answer: ") and "The cat chased the mouse." in out["response"][0]
+    from lamini_lm.artifacts import read_manifest
+
+    assert read_manifest(tmp_path / "out").report("responses").details["with_input"] == 1
+
+
 # ---- training --------------------------------------------------------------------------------------------------
 
 
