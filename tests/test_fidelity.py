@@ -193,3 +193,63 @@ def test_a_long_instruction_is_cut_before_the_wrapper_tail_at_inference(tiny_gpt
     prompt, cut = causal.fit_prompt(tokenizer, long, 100)
     assert cut and prompt.endswith("\n\n### Response:") and len(tokenizer(prompt)["input_ids"]) <= 100
     assert causal.fit_prompt(tokenizer, "Say hi.", 100) == (causal.wrap("Say hi."), False)
+
+
+# ---- 4. clean vs contaminated scores ---------------------------------------------------------------------------
+
+
+def _demo(name: str) -> str:
+    from lamini_lm.evaluation.demo_tasks import DEMO_TASKS
+
+    return next(t for t in DEMO_TASKS if name in t)  # "sciq" or, once renamed, "demo_sciq"
+
+
+def test_evaluate_clean_against_scores_each_task_on_its_clean_subset_too(tiny_gpt2, tmp_path, capsys):
+    from lamini_lm.artifacts import read_manifest
+    from lamini_lm.cli import main
+    from lamini_lm.evaluation import load_results
+    from lamini_lm.evaluation.demo_tasks import write_demo_tasks
+
+    folder = write_demo_tasks(tmp_path / "tasks", n=16)
+    sciq, rte, record = _demo("sciq"), _demo("rte"), _demo("record")
+    questions = [json.loads(line)["question"] for line in (folder / f"{sciq}.jsonl").read_text().splitlines()]
+    leaked = questions[:3]  # three benchmark questions copied into the training data, inside other text
+    train = tmp_path / "train.jsonl"
+    write_jsonl(train, [{"instruction": f"Quiz time. {q} Think.", "response": "Seven."} for q in leaked]
+                + [{"instruction": "Name three primary colours.", "response": "Red, yellow and blue."}])  # fmt: skip
+    out = tmp_path / "eval"
+    argv = ["evaluate", str(tiny_gpt2), "--tasks", sciq, rte, record, "--include_path", str(folder)]
+    argv += ["--no-include-defaults", "--device", "cpu", "--bootstrap_iters", "0", "--output_dir", str(out)]
+    argv += ["--clean_against", str(train), "--clean_ngram", "4"]  # the demo items are a few words long
+    assert main(argv) == 0
+    results = load_results(out)
+    dirty = sum(q in leaked for q in questions)
+    s = results["tasks"][sciq]
+    assert (s["clean"]["contaminated"], s["clean"]["n"], s["n"]) == (dirty, 16 - dirty, 16)
+    # the clean and contaminated scores split the full one (acc_norm is a mean over items)
+    whole = s["clean"]["value"] * s["clean"]["n"] + s["clean"]["contaminated_value"] * dirty
+    assert whole == pytest.approx(s["value"] * 16)
+    assert results["tasks"][rte]["clean"] == {
+        "value": pytest.approx(results["tasks"][rte]["value"]),
+        "n": 16,
+        "contaminated": 0,
+        "contaminated_value": None,
+    }
+    assert 0 <= results["tasks"][record]["clean"]["value"] <= 1  # f1: lm-eval's own aggregation of the items
+    assert results["clean_against"] == {"dataset": str(train), "ngram": 4, "columns": ["instruction", "response"]}
+    table = (out / "results.md").read_text()
+    assert (
+        f"| {sciq} | acc_norm | {100 * s['value']:.1f} | 16 | {100 * s['clean']['value']:.1f} | {16 - dirty} |"
+        in table
+    )
+    assert not (out / "samples.jsonl").exists()  # per-item values were needed, not asked to be written
+    manifest = read_manifest(out)
+    assert manifest.extra["tasks"][sciq]["clean"] == s["clean"] and manifest.input("clean_against")["path"]
+    assert "Clean subsets" in capsys.readouterr().out
+
+
+def test_clean_against_a_file_without_instructions_fails_before_scoring(tiny_gpt2, tmp_path):
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"text": "hello"}])
+    p = cli("evaluate", tiny_gpt2, "--tasks", "sciq", "--clean_against", bad, "--output_dir", tmp_path / "e")
+    assert p.returncode == 1 and "--clean_against" in p.stderr and "'instruction'" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and not (tmp_path / "e").exists()
