@@ -253,3 +253,27 @@ def test_clean_against_a_file_without_instructions_fails_before_scoring(tiny_gpt
     p = cli("evaluate", tiny_gpt2, "--tasks", "sciq", "--clean_against", bad, "--output_dir", tmp_path / "e")
     assert p.returncode == 1 and "--clean_against" in p.stderr and "'instruction'" in p.stderr, p.stderr
     assert "Traceback" not in p.stderr and not (tmp_path / "e").exists()
+
+
+# ---- 5. recipes -------------------------------------------------------------------------------------------------
+
+
+def test_decoder_only_recipes_warm_up_three_percent_as_alpaca_and_need_transformers_5():
+    import configparser
+
+    import transformers
+    from packaging.requirements import Requirement
+
+    from lamini_lm.config import load_yaml
+    from lamini_lm.recipes import list_recipes, recipe_path
+
+    for name in list_recipes():
+        raw, text = load_yaml(recipe_path(name)), recipe_path(name).read_text()
+        if raw["family"] == "causal":
+            line = next(ln for ln in text.splitlines() if ln.startswith("warmup_steps:"))
+            assert raw["warmup_steps"] == 0.03 and "Alpaca's train.py" in line, name
+    cfg = configparser.ConfigParser()
+    cfg.read(Path(__file__).parents[1] / "setup.cfg")
+    (req,) = [Requirement(r) for r in cfg["options"]["install_requires"].split("\n") if r.startswith("transformers")]
+    floor = next(s.version for s in req.specifier if s.operator == ">=")
+    assert int(floor.split(".")[0]) >= 5 and transformers.__version__ in req.specifier
