@@ -59,7 +59,7 @@ def test_dry_run_shows_each_user_message_with_its_input(tmp_path):
     out = p.stdout
     # the first three, plus the first with an input since none of those has one
     assert "user messages (4 of 4 shown; 1 with an input joined by join_input)" in out, out
-    assert f"[4] {PASSIVE}\n      \n      {SENTENCE}" in out, out
+    assert f"[4] {PASSIVE}\n\n      {SENTENCE}" in out, out
     assert "[1] Name three primary colours." in out and "4 requests to send" in out
     assert not (tmp_path / "out").exists()
 

@@ -166,5 +166,5 @@ def _print_samples(messages: list[list[dict[str, str]]], has_input: list[bool]) 
     joined = f"; {sum(has_input):,} with an input joined by join_input" if any(has_input) else ""
     print(f"user messages ({len(shown)} of {len(messages):,} shown{joined}):")
     for i in shown:
-        text = messages[i][-1]["content"]
-        print(f"  [{i + 1}] " + text.replace("\n", "\n      "))
+        lines = messages[i][-1]["content"].split("\n")
+        print("\n".join([f"  [{i + 1}] {lines[0]}", *(f"      {line}" if line else "" for line in lines[1:])]))
