@@ -40,6 +40,7 @@ from lamini_lm.records import (
     LAMINI_COLUMNS,
     InstructionSource,
     generation_features,
+    join_input,
 )
 from lamini_lm.records import lamini_features as _lamini_features
 
@@ -72,6 +73,8 @@ _SOURCES = pa.array([s.value for s in InstructionSource])
 _SOURCE_LIST = ", ".join(s.value for s in InstructionSource)
 # Values a row of plain LaMini data gets in the generation-only columns of the ``generation`` config.
 _EMPTY = {"seed_ids": [], "topics": [], "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+# Columns read from an input: the generation ones, and Alpaca's ``input`` (joined into ``instruction``, then dropped).
+_READ = (*GENERATION_COLUMNS, "input")
 
 
 @dataclass
@@ -243,7 +246,7 @@ class Instructions(datasets.ArrowBasedBuilder):
             parts = [(path, loaded)] if isinstance(loaded, datasets.Dataset) else sorted(loaded.items())
             for split, ds in parts:
                 where = path if split == path else f"{path} (split {split})"
-                columns = [c for c in GENERATION_COLUMNS if c in ds.column_names]
+                columns = [c for c in _READ if c in ds.column_names]
                 offset = 0
                 for table in ds.select_columns(columns).with_format("arrow").iter(batch_size=_BATCH):
                     yield self._project(table, where, lambda i, o=offset: o + i + 1, "row")
@@ -251,7 +254,7 @@ class Instructions(datasets.ArrowBasedBuilder):
         elif str(path).lower().endswith(".parquet"):
             with open_source(path, "rb") as f:
                 pf = pq.ParquetFile(f)
-                columns = [c for c in GENERATION_COLUMNS if c in pf.schema_arrow.names]
+                columns = [c for c in _READ if c in pf.schema_arrow.names]
                 offset = 0
                 for batch in pf.iter_batches(batch_size=_BATCH, columns=columns):
                     yield self._project(pa.Table.from_batches([batch]), path, lambda i, o=offset: o + i + 1, "row")
@@ -259,10 +262,10 @@ class Instructions(datasets.ArrowBasedBuilder):
         else:  # JSON Lines, JSON, CSV: parsed row by row, so each row's fields are checked with its line number
             rows, lines = [], []
             for line, row in iter_records(path):
-                for name in ("instruction_source", "instruction", "response", "error"):
+                for name in ("instruction_source", "instruction", "response", "error", "input"):
                     if name in ("instruction_source", "instruction", "response") or name in row:
-                        field_value(row, name, path, line, optional=name in ("response", "error"))
-                rows.append({k: v for k, v in row.items() if k in GENERATION_COLUMNS})
+                        field_value(row, name, path, line, optional=name in ("response", "error", "input"))
+                rows.append({k: v for k, v in row.items() if k in _READ})
                 lines.append(line)
                 if len(rows) == _BATCH:
                     yield self._project(pa.Table.from_pylist(rows), path, lines.__getitem__, "line")
@@ -293,6 +296,8 @@ class Instructions(datasets.ArrowBasedBuilder):
         if pc.any(null_instruction).as_py():
             i = pc.index(null_instruction, True).as_py()
             raise DataFileError(where, line_of(i), "instruction", "is null", unit)
+        if "input" in names:
+            table = _join_inputs(table, where)
         mask = None if self.config.source is None else pc.equal(source, self.config.source)
         if not self.config.full_columns:
             has_error = (
@@ -355,3 +360,20 @@ class Instructions(datasets.ArrowBasedBuilder):
                 rows = []
         if rows:
             yield pa.Table.from_pylist(rows, schema=self.info.features.arrow_schema)
+
+
+def _join_inputs(table: pa.Table, where: str) -> pa.Table:
+    """``table`` with each non-empty ``input`` joined to its ``instruction`` (:func:`lamini_lm.records.join_input`)
+    and the ``input`` column dropped: an Alpaca-format row keeps its input in the LaMini schema."""
+    column = table["input"]
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type) or pa.types.is_null(column.type)):
+        raise DataFileError(where, None, "input", f"column has type {column.type}, expected string")
+    table = table.drop_columns(["input"])
+    if pa.types.is_null(column.type):
+        return table
+    has_input = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(column)), 0), False)
+    if not pc.any(has_input).as_py():
+        return table
+    instructions = table["instruction"].to_pylist()
+    joined = [join_input(i, x) for i, x in zip(instructions, column.to_pylist())]
+    return table.set_column(table.column_names.index("instruction"), "instruction", pa.array(joined, pa.string()))

@@ -3,7 +3,8 @@
 By default the public Self-Instruct set (252 instructions motivated by real applications, one instance each; the
 LaMini-LM paper's human evaluation used 114 of them); any local JSONL/JSON file with the same fields works too.
 Rows have ``id``, ``motivation_app``, ``instruction``, ``input`` (may be empty), ``output`` (a reference answer)
-and ``prompt``: what the student is asked (the instruction, then the input after a blank line when there is one).
+and ``prompt``: what the student is asked (the instruction, then the input after a blank line when there is one:
+:func:`lamini_lm.records.join_input`, the same join Alpaca's rows get in the training data).
 
 Accepted rows: Self-Instruct's ``{"id", "motivation_app", "instruction", "instances": [{"input", "output"}]}``
 (the first instance is used) or flat ``{"instruction", "input"?, "output"?, "id"?, "motivation_app"?}``.
@@ -24,6 +25,7 @@ import datasets
 from datasets.builder import Key
 
 from lamini_lm.errors import OfflineError
+from lamini_lm.records import join_input
 
 from ._io import card_description, iter_records
 
@@ -46,9 +48,9 @@ FEATURES = datasets.Features(
 
 
 def user_prompt(instruction: str, input_text: str = "") -> str:
-    """What the student is asked: the instruction, and the input after a blank line when there is one."""
-    instruction, input_text = instruction.strip(), (input_text or "").strip()
-    return f"{instruction}\n\n{input_text}" if input_text else instruction
+    """What the student is asked: :func:`lamini_lm.records.join_input` of the stripped instruction and its input
+    (the instruction, and the input after a blank line when there is one)."""
+    return join_input(instruction.strip(), input_text)
 
 
 class UserOriented(datasets.GeneratorBasedBuilder):

@@ -271,6 +271,40 @@ def test_self_instruct_seeds_ask_for_twenty():
     assert str(getattr(topic.source, "value", topic.source)) == "self_instruct_with_topic"
 
 
+@pytest.mark.integration
+def test_alpaca_rows_are_answered_with_their_input(tmp_path):
+    """SPEC 2: a row with an ``input`` is asked with it, and stored with it (what every later stage reads)."""
+    import json
+    import subprocess
+    import sys
+
+    import datasets
+
+    from generation_fakes import FakeOpenAI
+
+    rows = [
+        {"instruction": "Rewrite the given sentence in passive voice.", "input": "The cat chased the mouse."},
+        {"instruction": "Name three primary colours.", "input": "", "output": "-"},
+    ]
+    alpaca = tmp_path / "alpaca.jsonl"
+    alpaca.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    asked = "Rewrite the given sentence in passive voice.\n\nThe cat chased the mouse."
+    fake = FakeOpenAI()
+    with fake as url:
+        cmd = [sys.executable, "-m", "lamini_lm.cli", "generate", "responses", "--input", str(alpaca)]
+        cmd += ["--instruction_source", "alpaca", "--output", str(tmp_path / "out"), "--store", str(tmp_path / "s")]
+        cmd += ["--base_url", url, "--model", "fake", "--no_progress"]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert sorted(fake.requests) == sorted([asked, "Name three primary colours."])
+    out = datasets.load_from_disk(str(tmp_path / "out"))
+    assert out["instruction"][:] == [asked, "Name three primary colours."]
+    assert out["response"][0].startswith("Answer: ") and "The cat chased the mouse." in out["response"][0]
+    from lamini_lm.artifacts import read_manifest
+
+    assert read_manifest(tmp_path / "out").report("responses").details["with_input"] == 1
+
+
 # ---- training --------------------------------------------------------------------------------------------------
 
 
@@ -278,7 +312,9 @@ def test_every_recipe_has_the_papers_base_model_family_and_batch_size():
     from lamini_lm.config import load_yaml
     from lamini_lm.recipes import list_recipes, recipe_path
 
-    assert sorted(list_recipes()) == sorted(SPEC_RECIPES)
+    # the herd's recipes are exactly the paper's; variants beyond the paper (dialogue, distillation) are suffixed
+    herd = [r for r in list_recipes() if not r.endswith(("-chat", "-kd"))]
+    assert sorted(herd) == sorted(SPEC_RECIPES)
     for name, (base, family, batch) in SPEC_RECIPES.items():
         path = recipe_path(name)
         raw = load_yaml(path)
@@ -327,10 +363,7 @@ def test_dataset_card_says_language_en():
     import datasets
     from huggingface_hub import DatasetCard
 
-    try:  # the card moves to publishing/; either place is the public function
-        from lamini_lm.publishing import dataset_card
-    except ImportError:
-        from lamini_lm.quality import dataset_card
+    from lamini_lm.publishing.dataset import dataset_card
 
     ds = datasets.Dataset.from_dict(
         {"instruction": ["Name a colour."], "response": ["Red."], "instruction_source": ["alpaca"]}

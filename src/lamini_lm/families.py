@@ -128,6 +128,27 @@ class Family:
         """What a student of this family sees for ``instruction`` (training, inference and evaluation alike)."""
         return instruction if self.template is None else self.template.format(instruction=instruction)
 
+    def fit_prompt(self, tokenizer, instruction: str, max_tokens: int) -> tuple[str, bool]:
+        """``(prompt, truncated)``: :meth:`wrap` of ``instruction``, cut from the end of the instruction until the
+        prompt is at most ``max_tokens`` tokens (with the tokenizer's special tokens), so a long prompt never loses
+        the wrapper's tail (Alpaca's ``### Response:``), as in training (:func:`decoder_only_row`). Raw-instruction
+        families are returned as they are: the tokenizer's own right truncation cuts only instruction text."""
+        prompt = self.wrap(instruction)
+        if self.template is None:
+            return prompt, False
+        over = len(tokenizer(prompt)["input_ids"]) - max_tokens
+        if over <= 0:
+            return prompt, False
+        ids = tokenizer(instruction, add_special_tokens=False)["input_ids"]
+        keep = len(ids) - over
+        while keep > 0:  # decoding and re-encoding can merge differently at the cut: shorten until it fits
+            prompt = self.wrap(tokenizer.decode(ids[:keep], skip_special_tokens=True))
+            over = len(tokenizer(prompt)["input_ids"]) - max_tokens
+            if over <= 0:
+                return prompt, True
+            keep -= over
+        return self.wrap(""), True
+
     def response(self, text: str) -> str:
         """The answer in a decoded generation: the text before ``stop_text`` (a new turn), stripped."""
         if self.stop_text:

@@ -68,8 +68,10 @@ def generate(
     loaded from ``model.name_or_path``). ``generate_kwargs`` go to ``model.generate`` (e.g. ``max_new_tokens``,
     ``do_sample``); the model's generation config supplies the rest, with ``max_new_tokens=256`` if it sets no
     length. Batches are left-padded for decoder-only students, and prompts are truncated so prompt plus new
-    tokens fit the model's positions. ``wrapper=False`` feeds the raw text (base models, as the paper's
-    baselines); ``progress=True`` shows a tqdm bar.
+    tokens fit the model's positions: a wrapped prompt loses the end of its instruction, never the wrapper's tail
+    (:meth:`lamini_lm.families.Family.fit_prompt`; the count is logged), so the model still answers after
+    ``### Response:``. ``wrapper=False`` feeds the raw text (base models, as the paper's baselines), truncated from
+    the right; ``progress=True`` shows a tqdm bar.
     """
     import torch
     from tqdm.auto import tqdm
@@ -100,6 +102,7 @@ def generate(
     responses: list[str] = []
     padding_side = tokenizer.padding_side
     bar = tqdm(total=len(instructions), desc="student answers", unit="answer", disable=not progress)
+    truncated = 0
     for start in range(0, len(instructions), batch_size):
         texts = instructions[start : start + batch_size]
         dialogue = any(not isinstance(text, str) for text in texts)
@@ -113,8 +116,12 @@ def generate(
                 else t
                 for t in texts
             ]
+        elif wrapper:
+            fitted = [family.fit_prompt(tokenizer, text, max_input) for text in texts]
+            prompts = [prompt for prompt, _ in fitted]
+            truncated += sum(cut for _, cut in fitted)
         else:
-            prompts = [family.wrap(text) for text in texts] if wrapper else texts
+            prompts = texts
         # Decoder-only: new tokens must follow every prompt directly, so pad on the left (the caller's
         # tokenizer is left as it was).
         tokenizer.padding_side = "left" if family.decoder_only else padding_side
@@ -135,6 +142,13 @@ def generate(
             responses.append(family.response(text))
         bar.update(len(texts))
     bar.close()
+    if truncated:
+        logger.warning(
+            "%d of %d instructions were cut to fit %d prompt tokens (the wrapper's tail kept)",
+            truncated,
+            len(instructions),
+            max_input,
+        )
     return responses[0] if single else responses
 
 

@@ -12,6 +12,8 @@ stage reads and writes ``datasets`` tables whose columns are declared here:
   ``user_prompt_version``; what ``lamini-lm generate dialogues`` and the multi-turn builders write. A row's
   ``instruction`` is the first user turn and ``response`` the first assistant turn, so a dialogue is also a valid
   single-turn row.
+* :func:`join_input` -- how a source row with a separate ``input`` (Alpaca, the user-oriented set) becomes one
+  ``instruction``: the text the teacher is asked, and what dedup, decontamination, training and the judge read.
 
 Example:
     >>> from lamini_lm.records import Instruction, InstructionSource
@@ -35,6 +37,7 @@ __all__ = [
     "DIALOGUE_COLUMNS",
     "DIALOGUE_END_REASONS",
     "GENERATION_COLUMNS",
+    "INPUT_SEPARATOR",
     "LAMINI_COLUMNS",
     "Instruction",
     "InstructionSource",
@@ -43,8 +46,34 @@ __all__ = [
     "Usage",
     "dialogue_features",
     "generation_features",
+    "join_input",
     "lamini_features",
 ]
+
+
+INPUT_SEPARATOR = "\n\n"
+
+
+def join_input(instruction: str, input: str | None = None) -> str:
+    """One ``instruction`` from an instruction and its optional ``input``: the instruction, a blank line, the input.
+
+    The library's one join, used wherever a row arrives with a separate ``input`` column (Alpaca's 40% of rows with
+    an input, the user-oriented instructions): what the teacher is asked and what the LaMini schema stores as
+    ``instruction``, so dedup, decontamination, training and the judge see the input with no change of their own.
+    A blank line is how the released LaMini-instruction data writes an instruction with its context (its card's
+    example: ``"What is the capital of Australia?\\n\\nIs Canberra the only city ..."``). With an input both parts
+    are stripped; an empty or missing input gives the instruction unchanged (so rows without one keep their
+    request keys in the teacher cache).
+
+    Example:
+        >>> join_input("Rewrite the given sentence in passive voice.", "The cat chased the mouse.")
+        'Rewrite the given sentence in passive voice.\\n\\nThe cat chased the mouse.'
+        >>> join_input("Name three primary colours.", "")
+        'Name three primary colours.'
+    """
+    if not isinstance(input, str) or not input.strip():
+        return instruction
+    return f"{(instruction or '').strip()}{INPUT_SEPARATOR}{input.strip()}"
 
 
 class InstructionSource(str, Enum):

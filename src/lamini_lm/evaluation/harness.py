@@ -13,6 +13,10 @@ unchanged otherwise: tokenisation, batching, scoring and aggregation are lm-eval
 * ``wrapper=False`` (``--no-wrapper``): raw contexts for every model, for base models that were never trained on
   a wrapper (GPT-2, T5, LLaMA, ...); the paper does not say how its base-model columns were prompted.
 
+``clean_against=`` (``--clean_against DATASET``): each task is also scored on its clean subset, the items that
+share no 13-gram with the training data (:mod:`lamini_lm.evaluation.clean`), from the same run's per-item results;
+both are reported per task (``results["tasks"][task]["clean"]``, a table in results.md, the manifest).
+
 Example:
     >>> from lamini_lm.evaluation import evaluate_model
     >>> results = evaluate_model("MBZUAI/LaMini-GPT-124M", tasks=["sciq", "rte"], limit=50)  # doctest: +SKIP
@@ -109,6 +113,21 @@ class EvalConfig:
         default=False, metadata={"help": "also write every scored request to samples.jsonl (what the model saw)"}
     )
     seed: int = dataclasses.field(default=0, metadata={"help": "random, numpy and torch seed of lm-eval"})
+    clean_against: str = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "training data (a file or dataset folder with instruction/response): also score each task on "
+            "its items that share no --clean_ngram-gram with it, and report both"
+        },
+    )
+    clean_ngram: int = dataclasses.field(
+        default=13, metadata={"help": "n-gram length (words) of --clean_against's overlap test"}
+    )
+
+    def __post_init__(self):
+        from lamini_lm.config import check_range
+
+        check_range("clean_ngram", self.clean_ngram, 1)
 
 
 def resolve_device(device: str | None) -> str:
@@ -162,6 +181,8 @@ def evaluate_model(
     bootstrap_iters: int = 1000,
     log_samples: bool = False,
     seed: int = 0,
+    clean_against: Any = None,
+    clean_ngram: int = 13,
     **simple_evaluate_kwargs,
 ) -> dict | None:
     """Score ``model`` zero-shot on ``tasks`` (default: the paper's 15) with ``lm_eval.simple_evaluate``.
@@ -169,6 +190,10 @@ def evaluate_model(
     ``model`` is a folder, a Hub id, a loaded ``PreTrainedModel`` or a ready lm-eval ``LM``. Returns the summary of
     :func:`lamini_lm.evaluation.results.summarize`: per task the paper's metric (or ``metrics[task]``), its value
     and stderr, the unweighted average, and lm-eval's own results under ``"lm_eval"``.
+
+    ``clean_against``: training data (a Dataset, file or folder); each task also gets ``"clean"``: its metric on
+    the items sharing no ``clean_ngram``-gram with it (:func:`lamini_lm.evaluation.clean.clean_scores`), computed
+    from lm-eval's per-item results of this same run.
 
     Example:
         >>> results = evaluate_model("runs/lamini-gpt-124m", tasks=["sciq"], limit=100)  # doctest: +SKIP
@@ -181,6 +206,11 @@ def evaluate_model(
     from lamini_lm.paper import PAPER_TASKS
 
     tasks = list(tasks) if tasks else [t.task for t in PAPER_TASKS]
+    training = None
+    if clean_against is not None:  # a bad training file fails now, not after minutes of scoring
+        from lamini_lm.evaluation.clean import load_training
+
+        training = load_training(clean_against)
     if isinstance(model, LM):
         lm = model
     else:
@@ -197,7 +227,7 @@ def evaluate_model(
         limit=limit,
         task_manager=task_manager,
         bootstrap_iters=bootstrap_iters,
-        log_samples=log_samples,
+        log_samples=log_samples or clean_against is not None,  # the clean score is read off the per-item values
         random_seed=seed,
         numpy_random_seed=seed,
         torch_random_seed=seed,
@@ -213,13 +243,24 @@ def evaluate_model(
         if isinstance(model, (str, os.PathLike))
         else getattr(getattr(model, "config", None), "_name_or_path", type(model).__name__)
     )
-    return summarize(
+    summary = summarize(
         raw,
         model=name,
         metrics=metrics,
         family=getattr(lm, "family", None),
         wrapper=getattr(lm, "wrap", None),
     )
+    if clean_against is not None:
+        from lamini_lm.evaluation.clean import clean_scores
+
+        columns = ["instruction", "response"]
+        for task, clean in clean_scores(raw, summary, training, ngram=clean_ngram, columns=columns).items():
+            summary["tasks"][task]["clean"] = clean
+        where = clean_against if isinstance(clean_against, (str, os.PathLike)) else type(clean_against).__name__
+        summary["clean_against"] = {"dataset": str(where), "ngram": clean_ngram, "columns": columns}
+        if not log_samples:
+            summary.pop("samples", None)
+    return summary
 
 
 def _show_wrapped_arguments(raw: dict, lm) -> None:
@@ -250,8 +291,18 @@ def save_evaluation(
         if model_input
         else describe_input(model if model is not None else results.get("model"), role="model")
     )
+    inputs = [entry]
+    clean = results.get("clean_against")
+    if clean:
+        from lamini_lm.evaluation.clean import format_clean_table
+        from lamini_lm.io import write_text_atomic
+
+        markdown = written["markdown"]
+        write_text_atomic(markdown, markdown.read_text(encoding="utf-8") + "\n" + format_clean_table(results) + "\n")
+        if os.path.exists(clean["dataset"]):
+            inputs.append(describe_input(clean["dataset"], role="clean_against"))
     tasks = {
-        name: {k: task.get(k) for k in ("metric", "value", "stderr") if k in task}
+        name: {k: task.get(k) for k in ("metric", "value", "stderr", "clean") if k in task}
         for name, task in (results.get("tasks") or {}).items()
         if isinstance(task, Mapping)
     }
@@ -259,8 +310,13 @@ def save_evaluation(
     manifest = Manifest(
         stage="evaluate",
         config=settings,
-        inputs=[entry],
-        extra={"average": results.get("average"), "tasks": tasks, "results_file": "results.json"},
+        inputs=inputs,
+        extra={
+            "average": results.get("average"),
+            "tasks": tasks,
+            "results_file": "results.json",
+            **({"clean_against": clean} if clean else {}),
+        },
     )
     written["manifest"] = manifest.save(output_dir)
     return written
@@ -280,7 +336,8 @@ def parse_metric_overrides(items: Sequence[str] | None) -> dict[str, str]:
 EVALUATE_EXAMPLES = """\
   lamini-lm evaluate runs/flan-t5-77m --output_dir runs/eval
   lamini-lm evaluate MBZUAI/LaMini-GPT-124M --tasks sciq rte --limit 100
-  lamini-lm evaluate runs/t5 --include_path my_tasks/ --no_include_defaults --tasks my_task"""
+  lamini-lm evaluate runs/t5 --include_path my_tasks/ --no_include_defaults --tasks my_task
+  lamini-lm evaluate runs/lamini-gpt-124m --clean_against lamini-output/responses"""
 
 
 def run_evaluate(cfg: EvalConfig) -> tuple[dict | None, Path]:
@@ -321,6 +378,8 @@ def run_evaluate(cfg: EvalConfig) -> tuple[dict | None, Path]:
         bootstrap_iters=cfg.bootstrap_iters,
         log_samples=cfg.log_samples,
         seed=cfg.seed,
+        clean_against=cfg.clean_against,
+        clean_ngram=cfg.clean_ngram,
     )
     if results is None:  # not rank 0 of a multi-process run
         return None, output_dir
@@ -343,5 +402,9 @@ def main(argv: list[str] | None = None, prog: str = "lamini-lm evaluate") -> int
     if results is None:
         return 0
     print(format_table([results]))
+    if results.get("clean_against"):
+        from lamini_lm.evaluation.clean import format_clean_table
+
+        print(format_clean_table(results))
     print(f"wrote {output_dir} (results.json, results.md, results.csv, results.png, lamini_lm.json)")
     return 0

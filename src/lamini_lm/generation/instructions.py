@@ -11,6 +11,13 @@ Seeds are a table with an ``instruction`` column and optional ``instruction_sour
 ``original_flan`` mark P3/FLAN seeds; anything else or nothing is Self-Instruct), ``subset`` and ``id``.
 A seeded RNG makes the prompts, and hence (through the store) the whole run, reproducible.
 
+Sampling shortfalls are counted, never silent (:func:`sampling_report`, in the step's ``details["sampling"]`` and
+the manifest, with a one-line warning): prompts that show fewer than ``n_examples`` seeds because their pool (a
+P3/FLAN subset, or all the Self-Instruct seeds) is smaller, and P3/FLAN seeds without a ``subset``, which are pooled
+together. A pool with fewer than ``min_examples`` seeds (default 2: the paper found 2 examples were needed for
+usable instructions, 3 gave a more consistent format) is not drawn from; ``min_examples=3`` is the paper's rule
+exactly, ``min_examples=1`` keeps every pool.
+
 Example:
     >>> from lamini_lm.generation import filter_topics
     >>> table = [{"category": "Conidae", "n_subcategories": 12, "n_pages": 900},
@@ -44,7 +51,15 @@ from lamini_lm.records import InstructionSource
 if TYPE_CHECKING:
     import datasets
 
-__all__ = ["PromptPlan", "filter_topics", "generate_instructions", "load_seeds", "plan_prompts"]
+__all__ = [
+    "DEFAULT_MIN_EXAMPLES",
+    "PromptPlan",
+    "filter_topics",
+    "generate_instructions",
+    "load_seeds",
+    "plan_prompts",
+    "sampling_report",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +73,8 @@ GENERATED_SOURCE = {
     "p3": InstructionSource.GENERATED_P3,
     "flan": InstructionSource.GENERATED_FLAN,
 }
+# The paper: "2 examples were needed for usable instructions and 3 gave a more consistent format".
+DEFAULT_MIN_EXAMPLES = 2
 _ALIASES = {
     "category": ("category", "title", "name", "page_title"),
     "n_subcategories": ("n_subcategories", "subcategories", "subcats", "cat_subcats"),
@@ -167,6 +184,22 @@ def filter_topics(
     return kept
 
 
+def _pools(seeds: Sequence[Seed], strategy: str) -> dict[tuple[str, str | None], list[Seed]]:
+    """The seed pools a prompt's examples are drawn from: P3/FLAN seeds by subset (so the 3 examples of a prompt
+    come from the same one; seeds without a subset are pooled under ``None``), Self-Instruct seeds in one pool."""
+    pools: dict[tuple[str, str | None], list[Seed]] = defaultdict(list)
+    for s in seeds:
+        pools[(s.family, s.subset if s.family != "self_instruct" else None)].append(s)
+    if strategy == "topic":
+        pools = {k: v for k, v in pools.items() if k[0] == "self_instruct"}
+    return pools
+
+
+def _pool_name(key: tuple[str, str | None]) -> str:
+    family, subset = key
+    return family if family == "self_instruct" else f"{family}/{subset if subset is not None else '(no subset)'}"
+
+
 def plan_prompts(
     seeds: Sequence[Seed],
     *,
@@ -177,23 +210,33 @@ def plan_prompts(
     n_topics: int = 3,
     n_per_prompt: int | None = None,
     seed: int = 0,
+    min_examples: int = DEFAULT_MIN_EXAMPLES,
 ) -> list[PromptPlan]:
-    """The prompts of a run, drawn with ``random.Random(seed)``: same inputs, same prompts."""
+    """The prompts of a run, drawn with ``random.Random(seed)``: same inputs, same prompts.
+
+    Pools with fewer than ``min(min_examples, n_examples)`` seeds are not drawn from (:func:`sampling_report`
+    counts them); a smaller pool that is drawn from gives prompts with fewer than ``n_examples`` examples.
+    """
     if strategy not in ("example", "topic"):
         raise ValueError(f"strategy must be 'example' or 'topic', got {strategy!r}")
     rng = random.Random(seed)
-    pools: dict[tuple[str, str | None], list[Seed]] = defaultdict(list)
-    for s in seeds:
-        # P3/FLAN seeds are grouped by subset so the 3 examples of a prompt come from the same one
-        pools[(s.family, s.subset if s.family != "self_instruct" else None)].append(s)
+    pools = _pools(seeds, strategy)
     if strategy == "topic":
-        pools = {k: v for k, v in pools.items() if k[0] == "self_instruct"}
         if not pools:
             raise ValueError("topic-guided generation needs Self-Instruct seeds (no instruction_source, or self_*)")
         if not topics:
             raise ValueError("topic-guided generation needs topics (filter_topics on a category table)")
     if not pools:
         raise ValueError("no seeds")
+    floor = min(min_examples, n_examples)
+    small = {k: len(v) for k, v in pools.items() if len(v) < floor}
+    pools = {k: v for k, v in pools.items() if len(v) >= floor}
+    if not pools:
+        sizes = ", ".join(f"{_pool_name(k)}: {n}" for k, n in sorted(small.items(), key=lambda kv: _pool_name(kv[0])))
+        raise ValueError(
+            f"no seed pool has --min_examples {floor} seeds ({sizes}); add seeds (P3/FLAN seeds are drawn 3 from "
+            "one subset) or lower --min_examples"
+        )
     keys = sorted(pools, key=lambda k: (k[0], k[1] or ""))
     weights = [len(pools[k]) for k in keys]
     plans = []
@@ -205,6 +248,57 @@ def plan_prompts(
         n = n_per_prompt or N_PER_PROMPT[family]
         plans.append(PromptPlan(chosen, chosen_topics, n, family, strategy))
     return plans
+
+
+def sampling_report(
+    seeds: Sequence[Seed],
+    plans: Sequence[PromptPlan],
+    *,
+    strategy: str = "example",
+    n_examples: int = 3,
+    min_examples: int = DEFAULT_MIN_EXAMPLES,
+) -> dict[str, Any]:
+    """What the sampling of :func:`plan_prompts` fell short of (the paper: 3 seeds, from one subset for P3/FLAN).
+
+    Keys: ``n_examples``, ``min_examples`` (the floor applied: ``min(min_examples, n_examples)``),
+    ``short_prompts`` (prompts showing fewer than ``n_examples`` seeds) and ``short_prompts_by_pool``,
+    ``seeds_without_subset`` (P3/FLAN seeds with no ``subset``, pooled together) by family, and
+    ``pools_below_min_examples`` (pool -> its seeds: never drawn from).
+    """
+    floor = min(min_examples, n_examples)
+    short: dict[str, int] = defaultdict(int)
+    for p in plans:
+        if len(p.seeds) < n_examples:
+            short[_pool_name((p.family, p.seeds[0].subset if p.family != "self_instruct" else None))] += 1
+    pools = _pools(seeds, strategy)
+    no_subset = {k[0]: len(v) for k, v in pools.items() if k[0] != "self_instruct" and k[1] is None}
+    return {
+        "n_examples": n_examples,
+        "min_examples": floor,
+        "short_prompts": sum(short.values()),
+        "short_prompts_by_pool": dict(sorted(short.items())),
+        "seeds_without_subset": no_subset,
+        "pools_below_min_examples": {
+            _pool_name(k): len(v) for k, v in sorted(pools.items(), key=lambda kv: _pool_name(kv[0])) if len(v) < floor
+        },
+    }
+
+
+def _sampling_warning(report: dict[str, Any]) -> str | None:
+    """One line saying what :func:`sampling_report` found, or None when the sampling was the paper's."""
+    parts = []
+    if report["short_prompts"]:
+        pools = ", ".join(report["short_prompts_by_pool"])
+        parts.append(f"{report['short_prompts']:,} prompt(s) show fewer than {report['n_examples']} seeds ({pools})")
+    if report["seeds_without_subset"]:
+        counts = ", ".join(f"{n:,} {family}" for family, n in report["seeds_without_subset"].items())
+        parts.append(f"seeds without a subset were pooled together ({counts})")
+    if report["pools_below_min_examples"]:
+        parts.append(
+            f"{len(report['pools_below_min_examples']):,} pool(s) with fewer than --min_examples "
+            f"{report['min_examples']} seeds were skipped"
+        )
+    return "sampling: " + "; ".join(parts) if parts else None
 
 
 def generate_instructions(
@@ -219,6 +313,7 @@ def generate_instructions(
     n_topics: int = 3,
     n_per_prompt: int | None = None,
     seed: int = 0,
+    min_examples: int = DEFAULT_MIN_EXAMPLES,
     filter_topic_table: bool = True,
     dry_run: bool = False,
     return_report: bool = False,
@@ -230,7 +325,9 @@ def generate_instructions(
     Token usage and cost of a request sit on the first row it produced (sums over the dataset are right).
     ``return_report=True`` returns ``(dataset, StepReport)``: step ``"parse_instructions"``, rows in = instructions
     asked for, rows out = instructions parsed, removed by reason (``request_failed``, ``truncated``, ``empty``,
-    ``duplicate``, ``not_returned``), the parser's counts in ``details``.
+    ``duplicate``, ``not_returned``), the parser's counts in ``details``, the sampling's shortfalls in
+    ``details["sampling"]`` (:func:`sampling_report`; a one-line warning is logged when there are any).
+    ``min_examples``: pools with fewer seeds are not drawn from (see :func:`plan_prompts`).
 
     Everything that can fail is checked before the first request: seeds, topics, the prompts, credentials and a
     budget too small for one request (:func:`~lamini_lm.generation.runner.check_before_sending`).
@@ -267,11 +364,16 @@ def generate_instructions(
             n_topics=n_topics,
             n_per_prompt=n_per_prompt,
             seed=seed,
+            min_examples=min_examples,
         )
     except ValueError as e:
         if isinstance(e, LaminiError):
             raise
         raise DataError(str(e)) from None
+    sampling = sampling_report(pool, plans, strategy=strategy, n_examples=n_examples, min_examples=min_examples)
+    warning = _sampling_warning(sampling)
+    if warning:
+        logger.warning("%s", warning)
     messages = [[{"role": "user", "content": p.prompt}] for p in plans]
     version = plans[0].prompt_version if plans else None
     planned = None if dry_run else check_before_sending(messages, config, store, prompt_version=version)
@@ -335,6 +437,7 @@ def generate_instructions(
         "more_than_asked": extra,
         **({"to_send": planned.requests, "from_cache": planned.cached} if planned is not None else {}),
         "parse": total.to_dict(),
+        "sampling": sampling,
     }
     step = StepReport(
         step="parse_instructions",
@@ -343,7 +446,13 @@ def generate_instructions(
         removed={k: v for k, v in removed.items() if v},
         examples=dict(examples),
         seconds=round(time.monotonic() - start, 3),
-        config={"num_prompts": num_prompts, "n_examples": n_examples, "n_topics": n_topics, "seed": seed},
+        config={
+            "num_prompts": num_prompts,
+            "n_examples": n_examples,
+            "min_examples": min_examples,
+            "n_topics": n_topics,
+            "seed": seed,
+        },
         details=details,
     )
     logger.info("%s", step.summary())

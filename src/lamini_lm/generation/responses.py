@@ -1,7 +1,9 @@
 """Response generation: every instruction answered by the teacher under the verbatim system message.
 
 One output row per input row, in order, with the input's provenance columns kept. A row the teacher could not
-answer (or whose instruction is missing or failed upstream) carries ``error`` and no response.
+answer (or whose instruction is missing or failed upstream) carries ``error`` and no response. A table with an
+``input`` column (Alpaca's format: ``instruction``, ``input``, ``output``) is asked, and stored, with each row's input
+joined to its instruction by :func:`lamini_lm.records.join_input` (a blank line between them).
 
 Example:
     >>> from lamini_lm.generation import TeacherConfig, generate_responses
@@ -25,12 +27,14 @@ from lamini_lm.generation.rows import failure_reason, not_sent, rows_to_dataset
 from lamini_lm.generation.runner import check_before_sending, keyed_chat_completions
 from lamini_lm.io import load_table
 from lamini_lm.prompts import SYSTEM_MESSAGE, prompt_hash
-from lamini_lm.records import GENERATION_COLUMNS, InstructionSource
+from lamini_lm.records import GENERATION_COLUMNS, InstructionSource, join_input
 
 if TYPE_CHECKING:
     import datasets
 
 __all__ = ["generate_responses", "response_messages"]
+
+DRY_RUN_SAMPLES = 3  # user messages a dry run prints, so what the teacher will be asked can be read before paying
 
 
 def response_messages(instruction: str, system_message: str = SYSTEM_MESSAGE) -> list[dict[str, str]]:
@@ -51,7 +55,10 @@ def generate_responses(
     """Answer each instruction; a Dataset with the columns of :func:`~lamini_lm.records.generation_features`.
 
     ``instructions``: a Dataset, a path (JSONL/JSON/CSV/parquet/dataset folder), a list of dicts or of strings,
-    with an ``instruction`` column. ``instruction_source`` fills rows that have none (e.g. ``"alpaca"``).
+    with an ``instruction`` column, and optionally ``input`` (Alpaca's format): a row with a non-empty input is asked
+    ``join_input(instruction, input)``, and that joined text is the row's ``instruction`` in the output.
+    ``instruction_source`` fills rows that have none (e.g. ``"alpaca"``). A dry run prints the first
+    user messages besides the estimate.
     ``return_report=True`` returns ``(dataset, StepReport)``: step ``"responses"``, rows in = input rows, rows out =
     rows answered, removed = rows without an answer by reason (``no instruction to answer``, ``HTTP 500``,
     ``budget reached``, ...), with up to 3 full error messages per reason in ``examples``.
@@ -71,6 +78,12 @@ def generate_responses(
         raise DataError(str(e)) from None
     version = prompt_hash(system_message)  # PROMPT_HASHES["system_message"] for the paper's message
     rows = [{c: row.get(c) for c in GENERATION_COLUMNS} for row in ds]
+    joined: set[int] = set()
+    if "input" in ds.column_names:  # Alpaca's format: the input is part of what is asked, and of what is stored
+        for i, (row, input_text) in enumerate(zip(rows, ds["input"])):
+            if isinstance(row["instruction"], str) and isinstance(input_text, str) and input_text.strip():
+                row["instruction"] = join_input(row["instruction"], input_text)
+                joined.add(i)
     asked, messages = [], []
     for i, row in enumerate(rows):
         row["instruction_source"] = row["instruction_source"] or instruction_source
@@ -83,6 +96,8 @@ def generate_responses(
         asked.append(i)
         messages.append(response_messages(text, system_message))
     planned = None if dry_run else check_before_sending(messages, config, store, prompt_version=version)
+    if dry_run:
+        _print_samples(messages, [i in joined for i in asked])
     keys, responses = keyed_chat_completions(
         messages, config, store, desc="responses", dry_run=dry_run, prompt_version=version
     )
@@ -129,6 +144,7 @@ def generate_responses(
         seconds=round(time.monotonic() - start, 3),
         details={
             "asked": len(asked),
+            "with_input": len(joined),
             "requests": len(set(keys)),
             "failed": failed,
             "failures": dict(failures),
@@ -137,3 +153,18 @@ def generate_responses(
         },
     )
     return out, report
+
+
+def _print_samples(messages: list[list[dict[str, str]]], has_input: list[bool]) -> None:
+    """The first user messages of a dry run, verbatim and indented (the system message is the same for all), and
+    the first one with an input joined when none of those has one."""
+    shown = list(range(min(DRY_RUN_SAMPLES, len(messages))))
+    if any(has_input) and not any(has_input[i] for i in shown):
+        shown.append(has_input.index(True))
+    if not shown:
+        return
+    joined = f"; {sum(has_input):,} with an input joined by join_input" if any(has_input) else ""
+    print(f"user messages ({len(shown)} of {len(messages):,} shown{joined}):")
+    for i in shown:
+        lines = messages[i][-1]["content"].split("\n")
+        print("\n".join([f"  [{i + 1}] {lines[0]}", *(f"      {line}" if line else "" for line in lines[1:])]))

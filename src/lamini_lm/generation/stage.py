@@ -54,6 +54,9 @@ __all__ = [
 INSTRUCTIONS_STAGE = "generate_instructions"
 RESPONSES_STAGE = "generate_responses"
 DEFAULT_MAX_FAILURE_RATE = 0.1
+# Report details repeated in the manifest's extra; "sampling": what instruction generation's seed sampling fell
+# short of (generation.instructions.sampling_report).
+_EXTRA = ("to_send", "from_cache", "not_sent", "sampling")
 
 
 class GenerationFailed(DataError):
@@ -88,6 +91,13 @@ class InstructionArgs:
         metadata={"help": "instructions asked per request (default: 20 for Self-Instruct seeds, 10 for P3/FLAN)"},
     )
     n_examples: int = field(default=3, metadata={"help": "seed examples shown per request"})
+    min_examples: int = field(
+        default=2,
+        metadata={
+            "help": "skip seed pools (a P3/FLAN subset, or the Self-Instruct seeds) with fewer seeds than this; "
+            "the paper found 2 examples needed for usable instructions, 3 more consistent (3: its rule exactly)"
+        },
+    )
     n_topics: int = field(default=3, metadata={"help": "topics per request (topic strategy)"})
     seed: int = field(default=0, metadata={"help": "RNG seed: the same seed gives the same prompts"})
     topic_filter: bool = field(
@@ -101,7 +111,7 @@ class InstructionArgs:
     def __post_init__(self) -> None:
         check_required(self)
         check_choice("strategy", self.strategy, ("example", "topic"))
-        for name in ("num_prompts", "n_examples", "n_topics", "n_per_prompt"):
+        for name in ("num_prompts", "n_examples", "min_examples", "n_topics", "n_per_prompt"):
             check_range(name, getattr(self, name), 1)
         if self.strategy == "topic" and not self.topics:
             raise ConfigError("--strategy topic needs --topics (a table of category, n_subcategories, n_pages)")
@@ -236,7 +246,7 @@ def _write(
             prompt_hashes=prompt_hashes,
             reports=[report],
             timings={"generate_s": round(write_start - start, 3), "total_s": round(time.monotonic() - start, 3)},
-            extra={k: report.details[k] for k in ("to_send", "from_cache", "not_sent") if k in report.details},
+            extra={k: report.details[k] for k in _EXTRA if k in report.details},
         )
         manifest.timings["total_s"] = round(time.monotonic() - start, 3)
         manifest.save(tmp)
@@ -267,6 +277,7 @@ def run_generate_instructions(
         n_topics=task.n_topics,
         n_per_prompt=task.n_per_prompt,
         seed=task.seed,
+        min_examples=task.min_examples,
         filter_topic_table=task.topic_filter,
         dry_run=output.dry_run,
         return_report=True,
