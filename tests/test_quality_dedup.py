@@ -7,12 +7,12 @@ import random
 import datasets
 import numpy as np
 import pytest
-from rouge_oracle import brute_force_rouge_keep
 from rouge_score import rouge_scorer, tokenize
 
 from lamini_lm.errors import DataError, UsageError
 from lamini_lm.quality import DedupConfig, dedup, dedup_texts
 from lamini_lm.quality.text import normalize, normalize_many, rouge_l, rouge_tokens, tokenize_texts
+from rouge_oracle import brute_force_rouge_keep
 
 WORDS = [f"w{i}" for i in range(3000)] + "the a of to and in is for that on with as it by".split() * 40
 

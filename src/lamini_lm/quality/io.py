@@ -29,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lamini_lm.errors import DataError, DataFileError
+from lamini_lm.errors import DataError
 
 if TYPE_CHECKING:
     import datasets
