@@ -104,38 +104,44 @@ def write_corpus(path: Path, n: int, seed: int, evals: dict[str, list[str]], per
     return counts
 
 
-def run_stage(args: list[str]) -> tuple[float, float, float, str]:
-    """Run ``lamini-lm ARGS``; returns (wall s, peak RSS GB of the process, peak RSS GB of its tree, stdout)."""
+def run_stage(args: list) -> tuple[float, float, float, str]:
+    """Run ``lamini-lm ARGS``; returns (wall s, peak RSS GB of the process, peak RSS GB of its tree, stdout).
+
+    The process's peak is its VmHWM (read every 0.2 s until it exits; ru_maxrss would carry this benchmark's own
+    peak across fork and exec); the tree's is the largest sampled sum of the RSS of it and its workers (an upper
+    bound: forked workers share pages).
+    """
     import psutil
 
     cmd = [sys.executable, "-m", "lamini_lm.cli", *map(str, args)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak_tree = [0]
+    peak = {"hwm": 0, "tree": 0}
     done = threading.Event()
 
     def sample():
         p = psutil.Process(proc.pid)
         while not done.is_set():
             try:
+                with open(f"/proc/{proc.pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            peak["hwm"] = max(peak["hwm"], int(line.split()[1]) * 1024)
                 rss = p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))
-                peak_tree[0] = max(peak_tree[0], rss)
-            except psutil.Error:
+                peak["tree"] = max(peak["tree"], rss)
+            except (OSError, psutil.Error):
                 pass
             time.sleep(0.2)
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    out, err = proc.communicate()
     wall = time.perf_counter() - t0
     done.set()
     th.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
-        raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}):\n{err[-3000:]}")
-    return wall, usage.ru_maxrss / 2**20, peak_tree[0] / 2**30, out
+        raise SystemExit(f"{' '.join(map(str, args))} failed ({proc.returncode}):\n{err[-3000:]}")
+    return wall, peak["hwm"] / 2**30, peak["tree"] / 2**30, out
 
 
 def ids_and_kinds(folder: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -328,6 +334,7 @@ def main() -> None:
     p.add_argument("--no-extras", action="store_true", help="skip the datasketch, rensa and brute-force parts")
     p.add_argument("--workdir", default=None, help="where corpora are written (default: a temporary folder)")
     p.add_argument("--plot", default=str(HERE / "bench_dedup.png"))
+    p.add_argument("--results", default=None, help="JSON file merging the medians of several invocations (plotted)")
     args = p.parse_args()
 
     print_machine(("numpy", "pyarrow", "datasketch", "rensa", "ray", "datasets"))
@@ -403,6 +410,12 @@ def main() -> None:
             f"{1e6 * r['total_s'] / r['rows']:.1f} | {r['rss_gb']:.2f} | {r['rss_tree_gb']:.2f} |"
         )
     print(f"# load average at end: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores")
+    if args.results:  # merge with earlier invocations (other sizes), keyed by rows
+        path = Path(args.results)
+        merged = {int(r["rows"]): r for r in (json.loads(path.read_text()) if path.exists() else [])}
+        merged.update({int(r["rows"]): {**r, "runs": args.repeats if r["rows"] <= 2_580_000 else 1} for r in results})
+        path.write_text(json.dumps([merged[k] for k in sorted(merged)], indent=1))
+        results = [merged[k] for k in sorted(merged)]
     if args.plot:
         plot(results, Path(args.plot))
     if not args.no_extras:

@@ -332,12 +332,16 @@ def dedup_batches(
         if cfg.near and n > 1:
             t2 = time.perf_counter()
             acc = np.zeros(0, dtype=np.int64)
+            found: list[np.ndarray] = []
             capped = 0
             for band in range(cfg.bands):
                 codes, cap = band_pair_codes(store.get(f"band{band}"), cfg.max_bucket)
                 store.drop(f"band{band}")
                 capped += cap
-                acc = np.union1d(acc, codes)
+                found.append(codes)
+                if len(found) == 8 or band == cfg.bands - 1:  # merge now and then: bounded, few sorts
+                    acc = np.unique(np.concatenate([acc, *found]))
+                    found = []
             if capped:
                 logger.info("near-dup: %d band(s) had a bucket over max_bucket=%d (capped)", capped, cfg.max_bucket)
             pairs = np.stack([acc // n, acc % n], axis=1)
