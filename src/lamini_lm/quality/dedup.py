@@ -102,8 +102,8 @@ class DedupConfig:
             budget = parse_bytes(self.max_memory)
         except ValueError as e:
             raise UsageError(f"--max_memory: {e}") from None
-        if budget < 2**24:
-            raise UsageError(f"--max_memory: {self.max_memory!r} is under 16MB; give e.g. 4GB")
+        if budget < 10**6:
+            raise UsageError(f"--max_memory: {self.max_memory!r} is under 1MB; give e.g. 4GB")
 
     @property
     def max_memory_bytes(self) -> int:

@@ -164,6 +164,8 @@ def _step(io: StageIO, stage: str, config: Any, run) -> StepReport:
 
 
 def _upstream(path: str) -> tuple[Manifest | None, dict[str, Any]]:
+    if "://" in path:  # a URL for --engine ray (s3://, hf://): no manifest is read from it
+        return None, {"role": "input", "path": path}
     source = Path(path)
     if not source.exists():
         raise FileNotFoundError(f"--input {source}: no such file or folder")
@@ -178,7 +180,9 @@ def _batched_step(io: StageIO, stage: str, config: Any, needs: list[str], work) 
 
     check_output(io.output, stage, io.overwrite)
     upstream, entry = _upstream(io.input)
-    names = input_columns(io.input)
+    if "://" in io.input and getattr(config, "engine", "local") != "ray":
+        raise UsageError(f"--input {io.input}: URLs are read by --engine ray only; download the rows first")
+    names = needs if "://" in io.input else input_columns(io.input)
     missing = [c for c in needs if c not in names]
     if missing:
         raise DataError(
