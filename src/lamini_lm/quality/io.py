@@ -111,23 +111,31 @@ def _json_batches(path: Path, columns: Sequence[str] | None, batch_rows: int) ->
     # pyarrow could not read it (a broken line, a field whose type changes, a key first seen late): read the rest
     # line by line, which names the line of a broken row (DataFileError) and takes the union of the keys.
     rows: list[dict] = []
-    names: list[str] | None = None
     for i, (_, row) in enumerate(iter_records(str(path))):
         if i < done:
             continue
         rows.append({c: row.get(c) for c in columns} if columns is not None else row)
         if len(rows) == batch_rows:
-            yield _rows_batch(rows, names)
+            yield _rows_batch(rows, path, i + 2 - len(rows))
             rows = []
     if rows:
-        yield _rows_batch(rows, names)
+        yield _rows_batch(rows, path, i + 2 - len(rows))
 
 
-def _rows_batch(rows: list[dict], names: list[str] | None):
+def _rows_batch(rows: list[dict], path: Path, first_line: int):
     import pyarrow as pa
 
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    return pa.RecordBatch.from_pydict({k: [r.get(k) for r in rows] for k in keys})
+    arrays = {}
+    for k in keys:
+        try:
+            arrays[k] = pa.array([r.get(k) for r in rows])
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            raise DataError(
+                f"{path}: field {k!r} holds values of different types in rows {first_line}-"
+                f"{first_line + len(rows) - 1} ({e})"
+            ) from None
+    return pa.RecordBatch.from_pydict(arrays)
 
 
 def _table_batches(path: Path, columns: Sequence[str] | None, batch_rows: int) -> Iterator[pa.RecordBatch]:
@@ -236,6 +244,12 @@ class ShardWriter:
         if self.schema is None:
             self.schema = batch.schema
         elif batch.schema != self.schema:
+            new = [c for c in batch.schema.names if c not in self.schema.names]
+            if new:
+                raise DataError(
+                    f"column {new[0]!r} first appears after row {self.rows:,}: the shards already written lack it; "
+                    "give every row the same fields (null where empty)"
+                )
             batch = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
             batch = batch.select(self.schema.names).cast(self.schema)
         start = 0
