@@ -322,7 +322,9 @@ def plot(results: list[dict], path: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 2_580_000])
+    p.add_argument(
+        "--sizes", type=int, nargs="*", default=[1_000_000, 2_580_000], help="row counts (none: extras only)"
+    )
     p.add_argument("--repeats", type=int, default=3, help="runs per size up to 2.58M rows (median quoted)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-memory", default="4GB")
@@ -416,7 +418,7 @@ def main() -> None:
         merged.update({int(r["rows"]): {**r, "runs": args.repeats if r["rows"] <= 2_580_000 else 1} for r in results})
         path.write_text(json.dumps([merged[k] for k in sorted(merged)], indent=1))
         results = [merged[k] for k in sorted(merged)]
-    if args.plot:
+    if args.plot and results:
         plot(results, Path(args.plot))
     if not args.no_extras:
         sample = make_rows(args.baseline_rows, seed=args.seed)["instruction"]

@@ -63,6 +63,8 @@ def init_ray():
         raise UsageError('--engine ray: Ray is not installed; pip install "lamini-lm[ray]"') from None
     if not ray.is_initialized():
         ray.init(logging_level=logging.WARNING, include_dashboard=False)
+    if not logging.getLogger("lamini_lm").isEnabledFor(logging.DEBUG):  # Ray Data's plan lines only with -v
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = False
