@@ -184,9 +184,16 @@ def band_pair_codes(keys: np.ndarray, max_bucket: int = 64) -> tuple[np.ndarray,
     In a bucket (rows sharing the key), each row is paired with the ``max_bucket`` rows just before it in row order.
     """
     n = len(keys)
-    order = np.argsort(keys, kind="stable")  # equal keys keep row order, so order[p] < order[p + d]
+    # An unstable argsort (about 2x faster than a stable one on 64-bit keys), then the few rows that share a key are
+    # put back in row order: the same order a stable sort gives, so order[p] < order[p + d] within a bucket.
+    order = np.argsort(keys)
     ks = keys[order]
     idx = np.flatnonzero(ks[:-1] == ks[1:])  # positions p with ks[p] == ks[p + d], for d = 1
+    if len(idx):
+        run = np.zeros(n, dtype=bool)
+        run[idx] = run[idx + 1] = True
+        at = np.flatnonzero(run)
+        order[at] = order[at][np.lexsort((order[at], ks[at]))]
     found = []
     d = 1
     while len(idx) and d <= max_bucket:
