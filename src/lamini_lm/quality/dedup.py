@@ -235,6 +235,32 @@ class _Store:
             shutil.rmtree(self._dir, ignore_errors=True)
 
 
+_BANDS: dict[str, Any] = {}  # the store, read by forked band workers (no pickling of the keys)
+
+
+def _one_band(band: int) -> tuple[np.ndarray, bool]:
+    return band_pair_codes(_BANDS["store"].get(f"band{band}"), _BANDS["max_bucket"])
+
+
+def _band_codes(store: _Store, cfg: DedupConfig) -> Iterator[tuple[np.ndarray, bool]]:
+    """Candidate pair codes of each band, in band order: on ``num_proc`` forked processes, one band each at a time."""
+    if cfg.num_proc > 1 and cfg.bands > 1 and "fork" in multiprocessing.get_all_start_methods():
+        for f in store.files.values():
+            f.flush()
+        _BANDS.update(store=store, max_bucket=cfg.max_bucket)
+        try:
+            with multiprocessing.get_context("fork").Pool(cfg.num_proc) as pool:
+                yield from pool.imap(_one_band, range(cfg.bands))
+        finally:
+            _BANDS.clear()
+            for band in range(cfg.bands):
+                store.drop(f"band{band}")
+        return
+    for band in range(cfg.bands):
+        yield band_pair_codes(store.get(f"band{band}"), cfg.max_bucket)
+        store.drop(f"band{band}")
+
+
 def gather_rows(read: Callable[[int, int], np.ndarray], offsets: np.ndarray, rows: np.ndarray, chunk: int = 1 << 23):
     """The tokens of ``rows`` (sorted, unique) from a flat token array read by ``read``, in one sequential sweep.
 
@@ -334,9 +360,7 @@ def dedup_batches(
             acc = np.zeros(0, dtype=np.int64)
             found: list[np.ndarray] = []
             capped = 0
-            for band in range(cfg.bands):
-                codes, cap = band_pair_codes(store.get(f"band{band}"), cfg.max_bucket)
-                store.drop(f"band{band}")
+            for band, (codes, cap) in enumerate(_band_codes(store, cfg)):
                 capped += cap
                 found.append(codes)
                 if len(found) == 8 or band == cfg.bands - 1:  # merge now and then: bounded, few sorts
