@@ -60,6 +60,7 @@ EVAL_SIZES = {
     "hellaswag": 10042,
 }
 CHUNK = 1_000_000
+KINDS = ["", "case_ws", "edit1", "edit2", "near_miss", "contaminated"]  # planted kinds, stored as int8 codes
 
 
 def eval_sets(seed: int) -> dict[str, list[str]]:
@@ -72,11 +73,13 @@ def eval_sets(seed: int) -> dict[str, list[str]]:
     return out
 
 
-def write_corpus(path: Path, n: int, seed: int, evals: dict[str, list[str]], per_million: int) -> dict[str, int]:
-    """JSONL of ``n`` rows, generated 1M rows at a time (planted duplicates sit inside their chunk)."""
+def write_corpus(path: Path, n: int, seed: int, evals: dict[str, list[str]], per_million: int):
+    """JSONL of ``n`` rows, generated 1M rows at a time (planted duplicates sit inside their chunk); returns the
+    counts per kind and each row's kind code (int8, see KINDS)."""
     rng = np.random.default_rng(seed)
     docs = [d for ts in evals.values() for d in ts if len(d.split()) >= 16]
     counts: dict[str, int] = {}
+    codes = np.zeros(n, dtype=np.int8)
     written = 0
     with open(path, "w") as f:
         for c, lo in enumerate(range(0, n, CHUNK)):
@@ -100,8 +103,9 @@ def write_corpus(path: Path, n: int, seed: int, evals: dict[str, list[str]], per
             f.write("\n".join(lines) + "\n")
             for k in kinds:
                 counts[k or "base"] = counts.get(k or "base", 0) + 1
+            codes[lo : lo + m] = [KINDS.index(k) for k in kinds]
             written += m
-    return counts
+    return counts, codes
 
 
 def run_stage(args: list) -> tuple[float, float, float, str]:
@@ -144,16 +148,17 @@ def run_stage(args: list) -> tuple[float, float, float, str]:
     return wall, peak["hwm"] / 2**30, peak["tree"] / 2**30, out
 
 
-def ids_and_kinds(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+def kept_ids(folder: Path) -> np.ndarray:
     import pyarrow.dataset as pds
 
-    t = pds.dataset(sorted((folder / "data").glob("*.parquet")), format="parquet").to_table(["bench_id", "kind"])
-    return t.column("bench_id").to_numpy(), np.array(t.column("kind").to_pylist(), dtype="<U12")
+    t = pds.dataset(sorted((folder / "data").glob("*.parquet")), format="parquet").to_table(["bench_id"])
+    return t.column("bench_id").to_numpy()
 
 
-def accuracy(n: int, kinds: np.ndarray, dedup_dir: Path, clean_dir: Path) -> list[str]:
-    after_dedup, _ = ids_and_kinds(dedup_dir)
-    after_clean, _ = ids_and_kinds(clean_dir)
+def accuracy(n: int, codes: np.ndarray, dedup_dir: Path, clean_dir: Path) -> list[str]:
+    kinds = np.array(KINDS, dtype="<U12")[codes]
+    after_dedup = kept_ids(dedup_dir)
+    after_clean = kept_ids(clean_dir)
     removed = np.ones(n, dtype=bool)
     removed[after_dedup] = False
     flagged = np.zeros(n, dtype=bool)
@@ -352,12 +357,11 @@ def main() -> None:
     for n in args.sizes:
         corpus = work / f"corpus-{n}.jsonl"
         t = time.perf_counter()
-        counts = write_corpus(corpus, n, args.seed, evals, args.contaminated)
+        counts, kinds = write_corpus(corpus, n, args.seed, evals, args.contaminated)
         print(
             f"# {n:,} rows: {corpus.stat().st_size / 1e9:.2f} GB of JSONL written in {time.perf_counter() - t:.0f}s; "
             f"{counts}; load average {os.getloadavg()[0]:.2f}"
         )
-        _, kinds = ids_and_kinds_jsonl(corpus, n)
         repeats = args.repeats if n <= 2_580_000 else 1
         runs = []
         for rep in range(repeats):
@@ -432,15 +436,6 @@ def main() -> None:
         brute_force_checks(args.seed, args.check_rows)
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def ids_and_kinds_jsonl(path: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
-    import pyarrow.json as pj
-
-    t = pj.read_json(str(path)).select(["bench_id", "kind"])
-    kinds = np.array(t.column("kind").to_pylist(), dtype="<U12")
-    assert len(kinds) == n
-    return t.column("bench_id").to_numpy(), kinds
 
 
 if __name__ == "__main__":
