@@ -178,7 +178,7 @@ def _score(batch, tokens_ref, threshold: float):
     rows, tokens, offsets = ray.get(tokens_ref)
     i, j = batch.column("i").to_numpy(), batch.column("j").to_numpy()
     pi, pj = np.searchsorted(rows, i), np.searchsorted(rows, j)
-    scores = np.zeros(len(i), dtype=np.float32)
+    scores = np.zeros(len(i), dtype=np.float64)  # compared with the threshold exactly as locally
     for k in range(len(i)):
         a = tokens[offsets[pi[k]] : offsets[pi[k] + 1]].tolist()
         b = tokens[offsets[pj[k]] : offsets[pj[k] + 1]].tolist()
@@ -244,6 +244,8 @@ def ray_dedup(source: str, folder: Path, config: DedupConfig) -> tuple[StepRepor
         .materialize()
     )
     (ids,) = _numpy(sig, ROW)
+    if not (np.diff(ids) > 0).all():
+        raise RuntimeError("Ray Data did not keep the row order (row ids are not increasing); nothing was written")
     n = len(ids)
     position = {"ids": ids}
 
