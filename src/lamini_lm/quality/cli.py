@@ -38,8 +38,8 @@ def dedup_main(argv: list[str] | None = None, prog: str = "lamini-lm dedup") -> 
         "MinHash LSH candidates).",
         examples=f"  {prog} --input runs/responses --output runs/dedup\n"
         f"  {prog} --input rows.jsonl --output runs/dedup --threshold 0.8 --no_exact\n"
-        f"  {prog} --input rows.jsonl --output runs/dedup --max_memory 8GB\n"
-        f"  RAY_ADDRESS=auto {prog} --input data/ --output runs/dedup --engine ray     # on a Ray cluster",
+        f"  {prog} --input data/ --output runs/dedup --engine ray      # Ray Data: RAY_ADDRESS, else a local Ray\n"
+        f"  {prog} --input rows.jsonl --output runs/dedup --max_memory 8GB",
     ).parse(argv)
     return _print_step(run_dedup(io, config), io.output)
 
