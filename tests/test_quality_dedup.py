@@ -10,8 +10,10 @@ import pytest
 from rouge_score import rouge_scorer, tokenize
 
 from lamini_lm.errors import DataError, UsageError
-from lamini_lm.quality import DedupConfig, brute_force_rouge_keep, dedup, dedup_texts
+from lamini_lm.io import load_table
+from lamini_lm.quality import DedupConfig, StageIO, dedup, dedup_batches, dedup_texts, run_dedup
 from lamini_lm.quality.text import normalize, normalize_many, rouge_l, rouge_tokens, tokenize_texts
+from rouge_oracle import brute_force_rouge_keep
 
 WORDS = [f"w{i}" for i in range(3000)] + "the a of to and in is for that on with as it by".split() * 40
 
@@ -116,6 +118,36 @@ def test_equals_brute_force_at_2000_rows():
     res = dedup_texts(texts, DedupConfig(num_proc=2))
     assert np.array_equal(res.keep, brute_force_rouge_keep(texts))
     assert res.stats["candidates"] < len(texts) * 2  # the point: a tiny fraction of the N^2/2 pairs
+
+
+def test_batches_and_spilling_change_no_decision(tmp_path):
+    """Signatures depend on a row's own text: any batch size, in memory or spilled to disk, gives the same rows."""
+    texts, _, _ = planted(1800, seed=7)
+    whole = dedup_texts(texts, num_proc=1)
+    assert not whole.stats["spilled"]
+    small = dedup_batches(
+        (texts[i : i + 137] for i in range(0, len(texts), 137)),
+        DedupConfig(max_memory="1MB", num_proc=2),
+        spill_dir=tmp_path,
+    )
+    assert small.stats["spilled"] and not list(tmp_path.iterdir())  # spilled, and the spill folder removed
+    assert np.array_equal(small.dup_of, whole.dup_of) and np.array_equal(small.code, whole.code)
+    assert np.array_equal(whole.keep, brute_force_rouge_keep(texts))
+
+
+def test_stage_writes_parquet_shards_in_input_order(tmp_path):
+    texts, kinds, _ = planted(300, seed=2)
+    src = tmp_path / "in"
+    datasets.Dataset.from_dict({"instruction": texts, "n": list(range(len(texts)))}).save_to_disk(str(src))
+    report = run_dedup(StageIO(input=str(src), output=str(tmp_path / "d")), DedupConfig(batch_rows=50))
+    shards = sorted((tmp_path / "d" / "data").glob("*.parquet"))
+    assert [p.name for p in shards] == ["train-00000-of-00001.parquet"]
+    kept = load_table(tmp_path / "d")
+    expected = dedup_texts(texts).keep
+    assert kept["n"][:] == np.flatnonzero(expected).tolist() and report.rows_out == len(kept)
+    assert report.removed == {"exact": kinds.count("case_ws"), "rouge": kinds.count("edit")}
+    with pytest.raises(UsageError, match="--max_memory"):
+        DedupConfig(max_memory="lots")
 
 
 def test_passes_can_be_switched_off_and_threshold_moves():

@@ -12,6 +12,7 @@ import pytest
 from huggingface_hub import DatasetCard
 
 from lamini_lm.artifacts import Manifest, StepReport, lineage, read_manifest
+from lamini_lm.io import load_table
 
 BENCH_Q = "Which of the following statements best describes the function of mitochondria inside eukaryotic cells"
 
@@ -73,7 +74,7 @@ def test_stages_chain_into_a_release_whose_manifest_holds_every_report(tmp_path)
     assert "release folder:" in proc.stdout and "(9 rows)" in proc.stdout
     assert not list(tmp_path.glob("*.report.json"))  # the manifests hold the reports
 
-    clean = datasets.load_from_disk(str(tmp_path / "c"))
+    clean = load_table(tmp_path / "c")  # parquet shards under data/
     assert len(clean) == 9 and BENCH_Q not in " ".join(clean["instruction"][:])
     manifest = read_manifest(tmp_path / "c")
     assert manifest.stage == "decontaminate" and manifest.rows == 9

@@ -17,7 +17,7 @@ Example:
 """
 
 from lamini_lm.quality.decontaminate import EVAL_SETS, DecontaminateConfig, NgramIndex, decontaminate, load_eval_set
-from lamini_lm.quality.dedup import DedupConfig, brute_force_rouge_keep, dedup, dedup_texts
+from lamini_lm.quality.dedup import DedupConfig, dedup, dedup_batches, dedup_texts
 from lamini_lm.quality.filters import FilterConfig, filter_rows
 from lamini_lm.quality.stages import StageIO, StatsConfig, run_decontaminate, run_dedup, run_filter, run_stats
 from lamini_lm.quality.stats import compute_stats
@@ -30,10 +30,10 @@ __all__ = [
     "NgramIndex",
     "StageIO",
     "StatsConfig",
-    "brute_force_rouge_keep",
     "compute_stats",
     "decontaminate",
     "dedup",
+    "dedup_batches",
     "dedup_texts",
     "filter_rows",
     "load_eval_set",

@@ -6,6 +6,7 @@ writes an artifact folder with a ``lamini_lm.json`` manifest holding every step'
 
 Usage:
     lamini-lm dedup --input runs/responses --output runs/dedup
+    lamini-lm dedup --input rows.jsonl --output runs/dedup --engine ray          # Ray Data (RAY_ADDRESS)
     lamini-lm filter --input runs/dedup --output runs/filtered
     lamini-lm decontaminate --input runs/filtered --output runs/clean            # the 15 eval sets from the Hub
     lamini-lm decontaminate --input runs/filtered --output runs/clean --eval_files sciq=sciq_test.jsonl
@@ -36,7 +37,9 @@ def dedup_main(argv: list[str] | None = None, prog: str = "lamini-lm dedup") -> 
         "Drop exact duplicates, then near duplicates (ROUGE-L above --threshold with an earlier kept row, checked on "
         "MinHash LSH candidates).",
         examples=f"  {prog} --input runs/responses --output runs/dedup\n"
-        f"  {prog} --input rows.jsonl --output runs/dedup --threshold 0.8 --no_exact",
+        f"  {prog} --input rows.jsonl --output runs/dedup --threshold 0.8 --no_exact\n"
+        f"  {prog} --input data/ --output runs/dedup --engine ray      # Ray Data: RAY_ADDRESS, else a local Ray\n"
+        f"  {prog} --input rows.jsonl --output runs/dedup --max_memory 8GB",
     ).parse(argv)
     return _print_step(run_dedup(io, config), io.output)
 

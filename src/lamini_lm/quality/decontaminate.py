@@ -40,7 +40,18 @@ from lamini_lm.quality.text import TokenizedTexts, ngram_hashes, tokenize_texts
 if TYPE_CHECKING:
     import datasets
 
-__all__ = ["EVAL_SETS", "DecontaminateConfig", "EvalSet", "NgramIndex", "decontaminate", "load_eval_set"]
+__all__ = [
+    "EVAL_SETS",
+    "DecontaminateConfig",
+    "DecontaminationTally",
+    "EvalSet",
+    "NgramIndex",
+    "build_index",
+    "decontaminate",
+    "load_eval_set",
+    "scan",
+    "task_names",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +105,15 @@ class DecontaminateConfig:
         default="remove", metadata={"help": "remove flagged rows, or tag them in a `contaminated` column"}
     )
     examples: int = field(default=5, metadata={"help": "flagged rows quoted per task in the report"})
+    batch_rows: int = field(default=100_000, metadata={"help": "rows read, checked and written per Arrow batch"})
+    engine: str = field(
+        default="local", metadata={"help": "'local' (this machine) or 'ray' (Ray Data; RAY_ADDRESS or a local Ray)"}
+    )
 
     def __post_init__(self):
         check_range("ngram", self.ngram, 1)
+        check_range("batch_rows", self.batch_rows, 1)
+        check_choice("engine", self.engine, ("local", "ray"))
         check_range("examples", self.examples, 0)
         check_choice("action", self.action, ("remove", "tag"))
         if not self.columns:
@@ -205,6 +222,112 @@ class NgramIndex:
         return out
 
 
+class DecontaminationTally:
+    """What a decontamination pass counts, batch by batch: flags per task and column, quoted rows, removed sources.
+
+    :meth:`add` takes one batch's texts and task masks (rows numbered from the batch's ``offset``), :meth:`report`
+    gives the :class:`StepReport`; :func:`decontaminate` and the batched stage share it.
+    """
+
+    def __init__(self, index: NgramIndex, columns: Sequence[str], action: str, examples: int):
+        self.index, self.columns, self.action, self.examples = index, list(columns), action, examples
+        self.rows_in = self.flagged = 0
+        self.by_task = np.zeros(len(index.tasks), dtype=np.int64)
+        self.by_column = {c: np.zeros(len(index.tasks), dtype=np.int64) for c in self.columns}
+        self.rows: dict[str, list[int]] = {t: [] for t in index.tasks}
+        self.quoted: dict[str, list[str]] = {}
+        self.by_source: Counter = Counter()
+
+    def add(
+        self,
+        first_col: Sequence[str | None],
+        total: np.ndarray,
+        per_column: Mapping[str, np.ndarray],
+        sources: Sequence[str] | None,
+        offset: int,
+    ) -> None:
+        self.rows_in += len(total)
+        flagged = np.flatnonzero(total)
+        self.flagged += len(flagged)
+        if not len(flagged):
+            return
+        for bit, task in enumerate(self.index.tasks):
+            b = np.uint64(1 << bit)
+            rows = np.flatnonzero(total & b)
+            if not len(rows):
+                continue
+            self.by_task[bit] += len(rows)
+            for c, m in per_column.items():
+                self.by_column[c][bit] += int(np.count_nonzero(m & b))
+            room = self.examples - len(self.rows[task])
+            if room > 0:
+                self.rows[task] += (rows[:room] + offset).tolist()
+                self.quoted.setdefault(task, []).extend(first_col[r] for r in rows[:room].tolist())
+        if self.action == "remove" and sources is not None:
+            self.by_source.update(sources[i] for i in flagged.tolist())
+
+    def report(self, seconds: float, seconds_by_phase: dict[str, float]) -> StepReport:
+        task_counts: dict[str, Any] = {}
+        for bit, task in enumerate(self.index.tasks):
+            task_counts[task] = {
+                "eval_ngrams": self.index.sizes[task],
+                "flagged": int(self.by_task[bit]),
+                "by_column": {c: int(v[bit]) for c, v in self.by_column.items()},
+                "rows": self.rows[task],
+            }
+            if self.by_task[bit]:
+                logger.info("decontaminate %s: %d rows share a %d-gram", task, self.by_task[bit], self.index.ngram)
+        remove = self.action == "remove"
+        return StepReport(
+            step="decontamination",
+            rows_in=self.rows_in,
+            rows_out=self.rows_in - self.flagged if remove else self.rows_in,
+            removed={"contaminated": self.flagged} if remove else {},
+            removed_by_source=dict(self.by_source),
+            examples={t: q for t, q in self.quoted.items() if q},
+            seconds=round(seconds, 3),
+            config={
+                "tasks": list(self.index.tasks),
+                "ngram": self.index.ngram,
+                "columns": self.columns,
+                "action": self.action,
+            },  # fmt: skip
+            details={
+                "ngram": self.index.ngram,
+                "columns": self.columns,
+                "action": self.action,
+                "flagged": self.flagged,
+                "tasks": task_counts,
+                "seconds_by_phase": seconds_by_phase,
+            },
+        )
+
+
+def scan(index: NgramIndex, texts_by_column: Mapping[str, Sequence[str | None]]) -> tuple[np.ndarray, dict]:
+    """Task masks of a batch: ``(total, {column: mask})`` (uint64 bit masks, one per row)."""
+    per_column = {c: index.row_masks([t or "" for t in v]) for c, v in texts_by_column.items()}
+    total = np.zeros(len(next(iter(per_column.values()))), dtype=np.uint64)
+    for m in per_column.values():
+        total |= m
+    return total, per_column
+
+
+def task_names(index: NgramIndex, total: np.ndarray) -> list[list[str]]:
+    """The ``contaminated`` column: the task names of each row's mask."""
+    return [[t for bit, t in enumerate(index.tasks) if int(m) >> bit & 1] for m in total.tolist()]
+
+
+def build_index(
+    eval_sets: Mapping[str, Any] | NgramIndex | None, tasks: Sequence[str] | None, ngram: int
+) -> NgramIndex:
+    """An :class:`NgramIndex` of ``eval_sets`` (task -> source, see :func:`load_eval_set`; None: ``tasks`` from
+    the Hub), or ``eval_sets`` itself when it is one."""
+    if isinstance(eval_sets, NgramIndex):
+        return eval_sets
+    sources = dict(eval_sets) if eval_sets is not None else {t: None for t in (tasks or EVAL_SETS)}
+    return NgramIndex({t: load_eval_set(t, s) for t, s in sources.items()}, ngram=ngram)
+
+
 def decontaminate(
     ds: datasets.Dataset,
     eval_sets: Mapping[str, Any] | NgramIndex | None = None,
@@ -240,61 +363,18 @@ def decontaminate(
             f"pass --columns with the columns it has"
         )
     t0 = time.perf_counter()
-    if isinstance(eval_sets, NgramIndex):
-        index = eval_sets
-    else:
-        sources = dict(eval_sets) if eval_sets is not None else {t: None for t in (tasks or EVAL_SETS)}
-        index = NgramIndex({t: load_eval_set(t, s) for t, s in sources.items()}, ngram=ngram)
+    index = build_index(eval_sets, tasks, ngram)
     t1 = time.perf_counter()
-    total = np.zeros(len(ds), dtype=np.uint64)
-    per_column: dict[str, np.ndarray] = {}
-    first_col = column(ds, columns[0])  # read once: scanned below and quoted in the report's examples
-    for col in columns:
-        values = first_col if col == columns[0] else column(ds, col)
-        per_column[col] = index.row_masks([t or "" for t in values])
-        total |= per_column[col]
-    del values
-    flagged = np.flatnonzero(total)
-    task_counts: dict[str, Any] = {}
-    quoted: dict[str, list[str]] = {}
-    for bit, task in enumerate(index.tasks):
-        b = np.uint64(1 << bit)
-        rows = np.flatnonzero(total & b)
-        task_counts[task] = {
-            "eval_ngrams": index.sizes[task],
-            "flagged": len(rows),
-            "by_column": {c: int(np.count_nonzero(m & b)) for c, m in per_column.items()},
-            "rows": rows[:examples].tolist(),
-        }
-        if len(rows):
-            quoted[task] = [first_col[r] for r in rows[:examples].tolist()]
-            logger.info("decontaminate %s: %d rows share a %d-gram", task, len(rows), index.ngram)
-    by_source: dict[str, int] = {}
+    texts = {c: column(ds, c) for c in columns}
+    total, per_column = scan(index, texts)
+    tally = DecontaminationTally(index, columns, action, examples)
+    sources = column(ds, "instruction_source") if "instruction_source" in ds.column_names else None
+    tally.add(texts[columns[0]], total, per_column, sources, 0)
+    del texts
     if action == "tag":
-        names = [[t for bit, t in enumerate(index.tasks) if int(m) >> bit & 1] for m in total.tolist()]
-        out = ds.add_column("contaminated", names)
+        out = ds.add_column("contaminated", task_names(index, total))
     else:
         keep = np.flatnonzero(total == 0)
         out = ds if len(keep) == len(ds) else ds.select(keep)
-        if "instruction_source" in ds.column_names and len(flagged):
-            src = column(ds, "instruction_source")
-            by_source = dict(Counter(src[i] for i in flagged.tolist()))
-    report = StepReport(
-        step="decontamination",
-        rows_in=len(ds),
-        rows_out=len(out),
-        removed={"contaminated": len(flagged)} if action == "remove" else {},
-        removed_by_source=by_source,
-        examples=quoted,
-        seconds=round(time.perf_counter() - t0, 3),
-        config={"tasks": list(index.tasks), "ngram": index.ngram, "columns": columns, "action": action},
-        details={
-            "ngram": index.ngram,
-            "columns": columns,
-            "action": action,
-            "flagged": len(flagged),
-            "tasks": task_counts,
-            "seconds_by_phase": {"index": round(t1 - t0, 3), "scan": round(time.perf_counter() - t1, 3)},
-        },
-    )
-    return out, report
+    phases = {"index": round(t1 - t0, 3), "scan": round(time.perf_counter() - t1, 3)}
+    return out, tally.report(time.perf_counter() - t0, phases)

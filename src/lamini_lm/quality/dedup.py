@@ -7,6 +7,11 @@
    F-measure (``rouge_score`` tokens, no stemming) with an *earlier kept* row exceeds ``threshold`` (0.7). The first
    of a group is kept, so the result is the O(N^2) rule's, restricted to the pairs LSH proposes.
 
+Memory is bounded: rows are read in Arrow batches (:func:`dedup_batches`), and only what the passes need is kept per
+row (a 64-bit hash of the exact key, the LSH band keys, the ROUGE tokens as 64-bit token hashes); the band keys and
+tokens go to files (one band at a time is read back) once they pass half of ``max_memory``. Batches are signed on
+``num_proc`` processes. The same decisions run on Ray Data with ``engine="ray"`` (:mod:`lamini_lm.quality.ray_engine`).
+
 Example:
     >>> import datasets
     >>> from lamini_lm.quality import dedup
@@ -26,26 +31,32 @@ Example:
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import shutil
+import tempfile
 import time
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lamini_lm.artifacts import StepReport
 from lamini_lm.config import check_choice, check_range
-from lamini_lm.io import column
-from lamini_lm.quality.minhash import candidate_pairs
-from lamini_lm.quality.text import TokenizedTexts, normalize_many, rouge_l, tokenize_texts
+from lamini_lm.io import column, parse_bytes
+from lamini_lm.quality.minhash import band_keys, band_pair_codes
+from lamini_lm.quality.text import normalize_many, rouge_l, tokenize_texts
 
 if TYPE_CHECKING:
     import datasets
 
-__all__ = ["DedupConfig", "DedupResult", "brute_force_rouge_keep", "dedup", "dedup_texts"]
+__all__ = ["DedupConfig", "DedupResult", "dedup", "dedup_batches", "dedup_report", "dedup_texts"]
 
 logger = logging.getLogger(__name__)
+
+REASONS = ("", "exact", "rouge")
 
 
 @dataclass
@@ -68,117 +79,413 @@ class DedupConfig:
     rows: int = field(default=4, metadata={"help": "MinHash values per LSH band"})
     max_bucket: int = field(default=64, metadata={"help": "pair a row with at most this many earlier bucket mates"})
     seed: int = field(default=42, metadata={"help": "seed of the MinHash permutations"})
-    num_proc: int = field(default=2, metadata={"help": "processes for MinHash"})
+    num_proc: int = field(default=2, metadata={"help": "processes signing batches (local engine)"})
     examples: int = field(default=20, metadata={"help": "removed rows quoted per pass in the report"})
+    max_memory: str = field(
+        default="4GB", metadata={"help": "memory budget: band keys and tokens spill to disk past half of it"}
+    )
+    batch_rows: int = field(default=100_000, metadata={"help": "rows read and signed per Arrow batch"})
+    engine: str = field(
+        default="local", metadata={"help": "'local' (this machine) or 'ray' (Ray Data; RAY_ADDRESS or a local Ray)"}
+    )
 
     def __post_init__(self):
         check_choice("punctuation", self.punctuation, ("edges", "strip", "keep"))
+        check_choice("engine", self.engine, ("local", "ray"))
         check_range("threshold", self.threshold, 0, 1, low_open=True)
-        for name in ("ngram", "bands", "rows", "max_bucket", "num_proc"):
+        for name in ("ngram", "bands", "rows", "max_bucket", "num_proc", "batch_rows"):
             check_range(name, getattr(self, name), 1)
         check_range("examples", self.examples, 0)
+        from lamini_lm.errors import UsageError
+
+        try:
+            budget = parse_bytes(self.max_memory)
+        except ValueError as e:
+            raise UsageError(f"--max_memory: {e}") from None
+        if budget < 10**6:
+            raise UsageError(f"--max_memory: {self.max_memory!r} is under 1MB; give e.g. 4GB")
+
+    @property
+    def max_memory_bytes(self) -> int:
+        return parse_bytes(self.max_memory)
 
 
 @dataclass
 class DedupResult:
-    """Per-row outcome of :func:`dedup_texts`: ``reason[i]`` is "", "exact" or "rouge"; ``dup_of[i]`` the kept row
+    """Per-row outcome: ``reason[i]`` is "", "exact" or "rouge" (``code[i]`` 0, 1, 2); ``dup_of[i]`` the kept row
     that made row ``i`` a duplicate (-1 if kept); ``score[i]`` its ROUGE-L (1.0 for exact)."""
 
-    reason: np.ndarray
-    dup_of: np.ndarray
-    score: np.ndarray
+    code: np.ndarray  # int8
+    dup_of: np.ndarray  # int64
+    score: np.ndarray  # float32
     stats: dict[str, Any]
-    tokens: TokenizedTexts | None = None  # the ROUGE tokens of the texts (when the near pass ran), for reuse
 
     @property
     def keep(self) -> np.ndarray:
         return self.dup_of < 0
 
-
-def _exact_pass(texts: Sequence[str], punctuation: str) -> np.ndarray:
-    first: dict[str, int] = {}
-    dup_of = np.full(len(texts), -1, dtype=np.int64)
-    for i, key in enumerate(normalize_many(texts, punctuation)):
-        j = first.setdefault(key, i)
-        if j != i:
-            dup_of[i] = j
-    return dup_of
+    @property
+    def reason(self) -> np.ndarray:
+        return np.array(REASONS, dtype="<U5")[self.code]
 
 
-def _rouge_pass(
-    tok: TokenizedTexts, pairs: np.ndarray, alive: np.ndarray, threshold: float
+def _signatures(texts: Any, params: dict[str, Any], row_offset: int) -> dict[str, np.ndarray]:
+    """What the passes keep of one batch: exact-key hashes, ROUGE token hashes (flat) and lengths, band keys."""
+    import xxhash
+
+    if not isinstance(texts, list):
+        texts = texts.to_pylist()  # a pyarrow array
+    out: dict[str, np.ndarray] = {}
+    if params["exact"]:
+        keys = normalize_many(texts, params["punctuation"])
+        out["exact"] = np.fromiter(
+            (xxhash.xxh3_64_intdigest(k.encode()) for k in keys), dtype=np.uint64, count=len(keys)
+        )
+        del keys
+    if params["near"]:
+        tok = tokenize_texts(texts)
+        out["tokens"] = tok.token_hash[tok.ids]  # 64-bit token hashes: equal tokens, equal values, in any batch
+        out["lengths"] = tok.lengths.astype(np.int32)
+        out["keys"] = band_keys(tok, ngram=params["ngram"], edges=params["edges"], bands=params["bands"],
+                                rows=params["rows"], seed=params["seed"], row_offset=row_offset)  # fmt: skip
+    return out
+
+
+def _signed(batches: Iterable[Any], cfg: DedupConfig) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """``(rows, signatures)`` of each batch, in order; on ``num_proc`` forked processes, a few batches in flight."""
+    params = {k: getattr(cfg, k) for k in ("exact", "punctuation", "near", "ngram", "edges", "bands", "rows", "seed")}
+    offset = 0
+    if cfg.num_proc > 1 and "fork" in multiprocessing.get_all_start_methods():
+        with multiprocessing.get_context("fork").Pool(cfg.num_proc) as pool:
+            pending: deque = deque()
+            for texts in batches:
+                pending.append((len(texts), pool.apply_async(_signatures, (texts, params, offset))))
+                offset += len(texts)
+                if len(pending) > cfg.num_proc:
+                    n, job = pending.popleft()
+                    yield n, job.get()
+            while pending:
+                n, job = pending.popleft()
+                yield n, job.get()
+    else:
+        for texts in batches:
+            yield len(texts), _signatures(texts, params, offset)
+            offset += len(texts)
+
+
+class _Store:
+    """Arrays appended batch by batch: in memory until they pass ``budget`` bytes, then in files under ``folder``."""
+
+    def __init__(self, budget: int, folder: str | Path | None = None):
+        self.budget, self.bytes = budget, 0
+        self._parent = folder
+        self._dir: Path | None = None
+        self.parts: dict[str, list[np.ndarray]] = {}
+        self.files: dict[str, Any] = {}
+        self.dtypes: dict[str, np.dtype] = {}
+
+    @property
+    def spilled(self) -> bool:
+        return self._dir is not None
+
+    def add(self, name: str, arr: np.ndarray) -> None:
+        self.dtypes[name] = arr.dtype
+        if self.spilled:
+            self._file(name).write(np.ascontiguousarray(arr).tobytes())
+            return
+        self.parts.setdefault(name, []).append(arr)
+        self.bytes += arr.nbytes
+        if self.bytes > self.budget:
+            self._dir = Path(tempfile.mkdtemp(prefix=".lamini-spill-", dir=self._parent))
+            logger.info("dedup: %.2f GB of band keys and tokens: spilling to %s", self.bytes / 1e9, self._dir)
+            for key, parts in self.parts.items():
+                for p in parts:
+                    self._file(key).write(np.ascontiguousarray(p).tobytes())
+            self.parts.clear()
+
+    def _file(self, name: str):
+        if name not in self.files:
+            self.files[name] = open(self._dir / f"{name}.bin", "ab")  # noqa: SIM115 (closed in close())
+        return self.files[name]
+
+    def get(self, name: str) -> np.ndarray:
+        if name in self.files:
+            self.files[name].flush()
+            return np.fromfile(self._dir / f"{name}.bin", dtype=self.dtypes[name])
+        parts = self.parts.get(name, [])
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=self.dtypes.get(name, np.uint64))
+
+    def reader(self, name: str) -> Callable[[int, int], np.ndarray]:
+        """``read(start, count)`` of a stored array, without loading all of it when it is in a file."""
+        if name in self.files:
+            self.files[name].flush()
+            path, dtype = self._dir / f"{name}.bin", self.dtypes[name]
+            return lambda start, count: np.fromfile(path, dtype=dtype, count=count, offset=start * dtype.itemsize)
+        arr = self.get(name)
+        return lambda start, count: arr[start : start + count]
+
+    def drop(self, name: str) -> None:
+        self.parts.pop(name, None)
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+        self.files.clear()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+_BANDS: dict[str, Any] = {}  # the store, read by forked band workers (no pickling of the keys)
+
+
+def _one_band(band: int) -> tuple[np.ndarray, bool]:
+    return band_pair_codes(_BANDS["store"].get(f"band{band}"), _BANDS["max_bucket"])
+
+
+def _band_codes(store: _Store, cfg: DedupConfig) -> Iterator[tuple[np.ndarray, bool]]:
+    """Candidate pair codes of each band, in band order: on ``num_proc`` forked processes, one band each at a time."""
+    if cfg.num_proc > 1 and cfg.bands > 1 and "fork" in multiprocessing.get_all_start_methods():
+        for f in store.files.values():
+            f.flush()
+        _BANDS.update(store=store, max_bucket=cfg.max_bucket)
+        try:
+            with multiprocessing.get_context("fork").Pool(cfg.num_proc) as pool:
+                yield from pool.imap(_one_band, range(cfg.bands))
+        finally:
+            _BANDS.clear()
+            for band in range(cfg.bands):
+                store.drop(f"band{band}")
+        return
+    for band in range(cfg.bands):
+        yield band_pair_codes(store.get(f"band{band}"), cfg.max_bucket)
+        store.drop(f"band{band}")
+
+
+def gather_rows(read: Callable[[int, int], np.ndarray], offsets: np.ndarray, rows: np.ndarray, chunk: int = 1 << 23):
+    """The tokens of ``rows`` (sorted, unique) from a flat token array read by ``read``, in one sequential sweep.
+
+    Returns ``(tokens, row_offsets)``: row ``rows[k]`` is ``tokens[row_offsets[k]:row_offsets[k + 1]]``.
+    """
+    starts, ends = offsets[rows], offsets[rows + 1]
+    lens = ends - starts
+    out_off = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lens, out=out_off[1:])
+    out = np.empty(int(out_off[-1]), dtype=np.uint64)
+    p = 0
+    while p < len(rows):
+        a = int(starts[p])
+        q = max(p + 1, int(np.searchsorted(ends, a + chunk, side="right")))
+        b = int(ends[q - 1])
+        buf = read(a, b - a)
+        idx = np.repeat(starts[p:q] - a - out_off[p:q], lens[p:q]) + np.arange(out_off[p], out_off[q])
+        out[out_off[p] : out_off[q]] = buf[idx]
+        p = q
+    return out, out_off
+
+
+def rouge_walk(
+    pairs: np.ndarray, alive: np.ndarray, passes: Callable[[int, int], float | None]
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Walk candidate pairs sorted by later row: drop j if a kept earlier i has ROUGE-L > threshold."""
-    dup_of = np.full(len(tok), -1, dtype=np.int64)
-    score = np.zeros(len(tok), dtype=np.float32)
-    lengths = tok.lengths
+    """Self-Instruct's rule over candidate ``pairs`` sorted by later row: drop ``j`` when a still-kept earlier ``i``
+    has ``passes(i, j)`` (its ROUGE-L, or None when it is at most the threshold). Returns dup_of, score, checks."""
+    dup_of = np.full(len(alive), -1, dtype=np.int64)
+    score = np.zeros(len(alive), dtype=np.float32)
     alive = alive.copy()
     checked = 0
-    cache: dict[int, list[int]] = {}
-
-    def tokens(i: int) -> list[int]:
-        t = cache.get(i)
-        if t is None:
-            t = cache[i] = tok.row(i).tolist()
-        return t
-
     for i, j in pairs.tolist():
         if not (alive[i] and alive[j]):
             continue
-        li, lj = lengths[i], lengths[j]
-        if 2 * min(li, lj) <= threshold * (li + lj):  # ROUGE-L <= 2 min/(m+n): cannot pass, skip the LCS
-            continue
         checked += 1
-        s = rouge_l(tokens(i), tokens(j))
-        if s > threshold:
+        s = passes(i, j)
+        if s is not None:
             alive[j] = False
             dup_of[j], score[j] = i, s
-            cache.pop(j, None)
     return dup_of, score, checked
+
+
+def length_bound(pairs: np.ndarray, lengths: np.ndarray, threshold: float) -> np.ndarray:
+    """Mask of the pairs whose ROUGE-L can pass: ROUGE-L <= 2 min(m, n) / (m + n), so the others skip the LCS."""
+    li, lj = lengths[pairs[:, 0]], lengths[pairs[:, 1]]
+    return 2 * np.minimum(li, lj) > threshold * (li + lj)
+
+
+def exact_first(hashes: np.ndarray) -> np.ndarray:
+    """Per row, the first row with the same exact-key hash (-1 for that first row itself)."""
+    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    ex = first[inverse].astype(np.int64)
+    ex[ex == np.arange(len(hashes))] = -1
+    return ex
+
+
+def dedup_batches(
+    batches: Iterable[Any], config: DedupConfig | None = None, spill_dir: str | Path | None = None
+) -> DedupResult:
+    """The three passes over text batches (lists of str or pyarrow string arrays), holding only what they need.
+
+    Exact keys are compared by their 64-bit xxh3 hash (a false match is about n^2 / 2^65: 2e-5 at 25M rows), tokens
+    by 64-bit hashes. Band keys and tokens spill to ``spill_dir`` (a temporary folder, removed at the end) once they
+    pass half of ``config.max_memory``.
+    """
+    cfg = config or DedupConfig()
+    t0 = time.perf_counter()
+    store = _Store(cfg.max_memory_bytes // 2, spill_dir)
+    exact_parts, length_parts = [], []
+    n = 0
+    try:
+        for rows, sig in _signed(batches, cfg):
+            n += rows
+            if "exact" in sig:
+                exact_parts.append(sig["exact"])
+            if "keys" in sig:
+                length_parts.append(sig["lengths"])
+                store.add("tokens", sig["tokens"])
+                for band in range(cfg.bands):
+                    store.add(f"band{band}", sig["keys"][band])
+            del sig
+        stats: dict[str, Any] = {"rows_in": n, "seconds": {"read_and_sign": round(time.perf_counter() - t0, 3)}}
+        code = np.zeros(n, dtype=np.int8)
+        dup_of = np.full(n, -1, dtype=np.int64)
+        score = np.zeros(n, dtype=np.float32)
+        t1 = time.perf_counter()
+        if cfg.exact and n:
+            ex = exact_first(np.concatenate(exact_parts))
+            hit = ex >= 0
+            code[hit], dup_of[hit], score[hit] = 1, ex[hit], 1.0
+            del ex
+            logger.info("dedup exact: %d of %d rows removed", int(hit.sum()), n)
+        del exact_parts
+        stats["seconds"]["exact"] = round(time.perf_counter() - t1, 3)
+        if cfg.near and n > 1:
+            t2 = time.perf_counter()
+            acc = np.zeros(0, dtype=np.int64)
+            found: list[np.ndarray] = []
+            capped = 0
+            for band, (codes, cap) in enumerate(_band_codes(store, cfg)):
+                capped += cap
+                found.append(codes)
+                if len(found) == 8 or band == cfg.bands - 1:  # merge now and then: bounded, few sorts
+                    acc = np.unique(np.concatenate([acc, *found]))
+                    found = []
+            if capped:
+                logger.info("near-dup: %d band(s) had a bucket over max_bucket=%d (capped)", capped, cfg.max_bucket)
+            pairs = np.stack([acc // n, acc % n], axis=1)
+            del acc
+            pairs = pairs[np.lexsort((pairs[:, 0], pairs[:, 1]))]
+            t3 = time.perf_counter()
+            lengths = np.concatenate(length_parts).astype(np.int64)
+            alive = dup_of < 0
+            useful = pairs[alive[pairs[:, 0]] & alive[pairs[:, 1]] & length_bound(pairs, lengths, cfg.threshold)]
+            rows = np.unique(useful.ravel())
+            offsets = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            tokens, row_off = gather_rows(store.reader("tokens"), offsets, rows)
+            store.close()
+            pos = np.full(n, -1, dtype=np.int64)
+            pos[rows] = np.arange(len(rows))
+            cache: dict[int, list[int]] = {}
+
+            def toks(i: int) -> list[int]:
+                t = cache.get(i)
+                if t is None:
+                    k = pos[i]
+                    t = cache[i] = tokens[row_off[k] : row_off[k + 1]].tolist()
+                return t
+
+            def passes(i: int, j: int) -> float | None:
+                s = rouge_l(toks(i), toks(j))
+                if s > cfg.threshold:
+                    cache.pop(j, None)
+                    return s
+                return None
+
+            near_of, near_score, checked = rouge_walk(useful, alive, passes)
+            hit = near_of >= 0
+            code[hit], dup_of[hit], score[hit] = 2, near_of[hit], near_score[hit]
+            t4 = time.perf_counter()
+            stats["seconds"].update(lsh=round(t3 - t2, 3), rouge=round(t4 - t3, 3))
+            stats.update(candidates=len(pairs), rouge_checked=checked, spilled=store.spilled)
+            logger.info("dedup near: %d candidate pairs, %d ROUGE-L checks, %d rows removed", len(pairs), checked,
+                        int(hit.sum()))  # fmt: skip
+    finally:
+        store.close()
+    stats["seconds"]["total"] = round(time.perf_counter() - t0, 3)
+    return DedupResult(code, dup_of, score, stats)
 
 
 def dedup_texts(texts: Sequence[str], config: DedupConfig | None = None, **overrides: Any) -> DedupResult:
     """The three passes over a list of texts; see :func:`dedup` for a dataset and a report."""
     cfg = DedupConfig(**{**asdict(config or DedupConfig()), **overrides})
-    n = len(texts)
-    stats: dict[str, Any] = {"rows_in": n, "seconds": {}}
-    tok = None
-    reason = np.zeros(n, dtype="<U5")
-    dup_of = np.full(n, -1, dtype=np.int64)
-    score = np.zeros(n, dtype=np.float32)
-    t0 = time.perf_counter()
-    if cfg.exact:
-        ex = _exact_pass(texts, cfg.punctuation)
-        hit = ex >= 0
-        reason[hit], dup_of[hit], score[hit] = "exact", ex[hit], 1.0
-        stats["seconds"]["exact"] = round(time.perf_counter() - t0, 3)
-        logger.info("dedup exact: %d of %d rows removed", int(hit.sum()), n)
-    if cfg.near and n > 1:
-        t1 = time.perf_counter()
-        tok = tokenize_texts(texts)
-        t2 = time.perf_counter()
-        pairs = candidate_pairs(
-            tok,
-            ngram=cfg.ngram,
-            edges=cfg.edges,
-            bands=cfg.bands,
-            rows=cfg.rows,
-            seed=cfg.seed,
-            max_bucket=cfg.max_bucket,
-            num_proc=cfg.num_proc,
-        )
-        t3 = time.perf_counter()
-        near_of, near_score, checked = _rouge_pass(tok, pairs, dup_of < 0, cfg.threshold)
-        hit = near_of >= 0
-        reason[hit], dup_of[hit], score[hit] = "rouge", near_of[hit], near_score[hit]
-        t4 = time.perf_counter()
-        stats["seconds"].update(tokenize=round(t2 - t1, 3), minhash_lsh=round(t3 - t2, 3), rouge=round(t4 - t3, 3))
-        stats.update(candidates=len(pairs), rouge_checked=checked)
-        logger.info(
-            "dedup near: %d candidate pairs, %d ROUGE-L checks, %d rows removed", len(pairs), checked, int(hit.sum())
-        )
-    stats["seconds"]["total"] = round(time.perf_counter() - t0, 3)
-    return DedupResult(reason, dup_of, score, stats, tok)
+    texts = list(texts)
+    batches = (texts[i : i + cfg.batch_rows] for i in range(0, len(texts), cfg.batch_rows))
+    return dedup_batches(batches, cfg)
+
+
+def dedup_report(
+    res: DedupResult,
+    cfg: DedupConfig,
+    texts: dict[int, str],
+    by_reason_source: dict[str, dict[str, int]],
+    seconds: float,
+) -> StepReport:
+    """The :class:`StepReport` of a dedup result; ``texts`` maps the quoted rows (:func:`quoted_rows`) to their text,
+    ``by_reason_source`` counts removed rows per reason and ``instruction_source``."""
+    removed: dict[str, int] = {}
+    examples: dict[str, list[str]] = {}
+    duplicates: dict[str, list[dict[str, Any]]] = {}
+    by_source: Counter = Counter()
+    for counts in by_reason_source.values():
+        by_source.update(counts)
+    for code, name in ((1, "exact"), (2, "rouge")):
+        removed[name] = int(np.count_nonzero(res.code == code))
+        shown = np.flatnonzero(res.code == code)[: cfg.examples].tolist()
+        if shown:
+            examples[name] = [texts[j] for j in shown]
+            duplicates[name] = [
+                {
+                    "row": int(j),
+                    "text": texts[j],
+                    "duplicate_of_row": int(res.dup_of[j]),
+                    "duplicate_of_text": texts[int(res.dup_of[j])],
+                    "rouge_l": round(float(res.score[j]), 4),
+                }
+                for j in shown
+            ]
+    details = {k: v for k, v in res.stats.items() if k not in ("rows_in", "seconds")}
+    details.update(
+        seconds_by_pass=res.stats["seconds"],
+        removed_by_reason_and_source={k: v for k, v in by_reason_source.items() if v},
+        duplicates=duplicates,
+    )
+    return StepReport(
+        step="dedup",
+        rows_in=len(res.code),
+        rows_out=int(np.count_nonzero(res.keep)),
+        removed=removed,
+        removed_by_source=dict(by_source),
+        examples=examples,
+        seconds=round(seconds, 3),
+        config=asdict(cfg),
+        details=details,
+    )
+
+
+def quoted_rows(res: DedupResult, examples: int) -> np.ndarray:
+    """The rows a report quotes: the first ``examples`` removed rows of each pass and the rows they duplicate."""
+    shown = [np.flatnonzero(res.code == c)[:examples] for c in (1, 2)]
+    shown = np.concatenate(shown)
+    return np.unique(np.concatenate([shown, res.dup_of[shown]])).astype(np.int64)
+
+
+def removed_by_reason_source(res: DedupResult, sources: Sequence[str] | None, offset: int = 0) -> dict[str, Counter]:
+    """Removed rows of ``sources`` (the ``instruction_source`` of rows ``offset`` ...) counted per reason."""
+    out: dict[str, Counter] = {}
+    if sources is None:
+        return out
+    for code, name in ((1, "exact"), (2, "rouge")):
+        rows = np.flatnonzero(res.code[offset : offset + len(sources)] == code)
+        if len(rows):
+            out[name] = Counter(sources[i] for i in rows.tolist())
+    return out
 
 
 def dedup(
@@ -193,79 +500,15 @@ def dedup(
     """
     cfg = DedupConfig(**{**asdict(config or DedupConfig()), **overrides})
     start = time.perf_counter()
-    texts = column(ds, cfg.column)
-    res = dedup_texts(texts, cfg)
+    if cfg.column not in ds.column_names:
+        column(ds, cfg.column)  # the error naming the column
+    table = ds.with_format("arrow")
+    batches = (table[i : i + cfg.batch_rows][cfg.column] for i in range(0, len(ds), cfg.batch_rows))
+    res = dedup_batches((b.combine_chunks() for b in batches), cfg)
+    quoted = quoted_rows(res, cfg.examples).tolist()
+    texts = dict(zip(quoted, ds.select(quoted)[cfg.column][:])) if quoted else {}
     sources = column(ds, "instruction_source") if "instruction_source" in ds.column_names else None
-    removed: dict[str, int] = {}
-    by_source: Counter = Counter()
-    by_reason_source: dict[str, dict[str, int]] = {}
-    examples: dict[str, list[str]] = {}
-    duplicates: dict[str, list[dict[str, Any]]] = {}
-    for name in ("exact", "rouge"):
-        rows = np.flatnonzero(res.reason == name)
-        removed[name] = len(rows)
-        if sources is not None and len(rows):
-            counts = Counter(sources[i] for i in rows.tolist())
-            by_reason_source[name] = dict(counts)
-            by_source.update(counts)
-        shown = rows[: cfg.examples].tolist()
-        if shown:
-            examples[name] = [texts[j] for j in shown]
-            duplicates[name] = [
-                {
-                    "row": int(j),
-                    "text": texts[j],
-                    "duplicate_of_row": int(res.dup_of[j]),
-                    "duplicate_of_text": texts[res.dup_of[j]],
-                    "rouge_l": round(float(res.score[j]), 4),
-                }
-                for j in shown
-            ]
+    counts = {k: dict(v) for k, v in removed_by_reason_source(res, sources).items()}
+    report = dedup_report(res, cfg, texts, counts, time.perf_counter() - start)
     keep = np.flatnonzero(res.keep)
-    details = {k: v for k, v in res.stats.items() if k not in ("rows_in", "seconds")}
-    details.update(
-        seconds_by_pass=res.stats["seconds"], removed_by_reason_and_source=by_reason_source, duplicates=duplicates
-    )
-    report = StepReport(
-        step="dedup",
-        rows_in=len(ds),
-        rows_out=len(keep),
-        removed=removed,
-        removed_by_source=dict(by_source),
-        examples=examples,
-        seconds=round(time.perf_counter() - start, 3),
-        config=asdict(cfg),
-        details=details,
-    )
     return (ds if len(keep) == len(ds) else ds.select(keep)), report
-
-
-def brute_force_rouge_keep(texts: Sequence[str], threshold: float = 0.7) -> np.ndarray:
-    """The O(N^2) rule itself (Self-Instruct): keep mask after comparing each row with every earlier kept row.
-
-    Exact, not sampled: a pair is skipped only when an upper bound proves its ROUGE-L cannot pass (LCS is at most
-    the multiset overlap of the two token lists), so this is the reference the LSH result is tested against.
-    """
-    from scipy import sparse
-
-    tok = tokenize_texts(texts)
-    n = len(tok)
-    # One column per (token, occurrence number): the dot product of two rows is their multiset overlap.
-    occ = np.zeros(len(tok.ids), dtype=np.int64)
-    for i in range(n):
-        row = tok.row(i)
-        seen: Counter = Counter()
-        for k, t in enumerate(row.tolist()):
-            occ[tok.offsets[i] + k] = seen[t]
-            seen[t] += 1
-    cols = tok.ids.astype(np.int64) * (int(occ.max(initial=0)) + 1) + occ
-    rows_idx = np.repeat(np.arange(n), tok.lengths)
-    m = sparse.csr_matrix((np.ones(len(cols), dtype=np.float32), (rows_idx, cols)))
-    overlap = (m @ m.T).tocoo()
-    lengths = tok.lengths
-    i, j, o = overlap.row, overlap.col, overlap.data
-    ok = (i < j) & (2 * o > threshold * (lengths[i] + lengths[j]))
-    pairs = np.stack([i[ok], j[ok]], axis=1)
-    pairs = pairs[np.lexsort((pairs[:, 0], pairs[:, 1]))]
-    dup_of, _, _ = _rouge_pass(tok, pairs, np.ones(n, dtype=bool), threshold)
-    return dup_of < 0

@@ -26,7 +26,7 @@ import numpy as np
 
 from lamini_lm.quality.text import TokenizedTexts, _mix64, _ngram_chunks, short_ngram_hashes
 
-__all__ = ["band_keys", "candidate_pairs"]
+__all__ = ["band_keys", "band_pair_codes", "candidate_pairs", "pairs_from_codes"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def _perm_params(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _keys_for_rows(lo: int, hi: int) -> np.ndarray:
     """Band keys (bands, hi - lo) of rows lo..hi-1 from the shingle parts in _SHARED."""
-    parts, a, b, bands, rows = (_SHARED[k] for k in ("parts", "a", "b", "bands", "rows"))
+    parts, a, b, bands, rows, row_offset = (_SHARED[k] for k in ("parts", "a", "b", "bands", "rows", "row_offset"))
     n = hi - lo
     spans = []
     nonempty = np.zeros(n, dtype=bool)
@@ -55,7 +55,7 @@ def _keys_for_rows(lo: int, hi: int) -> np.ndarray:
             spans.append((x[s0:s1], (starts[lo:hi] - s0)[has], has))
     keys = np.empty((bands, n), dtype=np.uint64)
     # Rows without a shingle (no token at all) get a key no other row has: they are never candidates.
-    keys[:, ~nonempty] = _mix64(np.arange(lo, hi, dtype=np.uint64)[~nonempty] + np.uint64(0xA5A5))
+    keys[:, ~nonempty] = _mix64(np.arange(lo, hi, dtype=np.uint64)[~nonempty] + np.uint64(row_offset + 0xA5A5))
     with np.errstate(over="ignore"):
         for band in range(bands):
             cols = slice(band * rows, (band + 1) * rows)
@@ -83,11 +83,14 @@ def band_keys(
     seed: int = 42,
     num_proc: int = 1,
     chunk_shingles: int = 200_000,
+    row_offset: int = 0,
 ) -> np.ndarray:
     """LSH band keys of every row: a ``(bands, len(tok))`` uint64 array (MinHash with ``bands * rows`` permutations).
 
     Shingles are the word n-grams of lengths ``ngram_min`` (default ``ngram``) to ``ngram``, plus (``edges``) a
-    row's first and last word as two shingles.
+    row's first and last word as two shingles. A row's keys depend on its own tokens only, so keys computed batch by
+    batch equal keys computed at once; ``row_offset`` (the batch's first row) keeps the keys of rows without any
+    token unique across batches.
     """
     ngram_min = ngram if ngram_min is None else ngram_min
     n = len(tok)
@@ -114,7 +117,7 @@ def band_keys(
         add(_mix64(tok.token_hash[tok.ids[tok.offsets[rows_ne]]] ^ np.uint64(0x2545F4914F6CDD1D)), rows_ne)
         add(_mix64(tok.token_hash[tok.ids[tok.offsets[rows_ne + 1] - 1]] ^ np.uint64(0x7FB5D329728EA185)), rows_ne)
     a, b = _perm_params(bands * rows, seed)
-    _SHARED.update(parts=parts, a=a, b=b, bands=bands, rows=rows)
+    _SHARED.update(parts=parts, a=a, b=b, bands=bands, rows=rows, row_offset=row_offset)
     # Chunks of about chunk_shingles shingles keep the (rows x shingles) temporaries small.
     starts = parts[0][1] if parts else np.zeros(n + 1, dtype=np.int64)
     bounds = [0]
@@ -169,18 +172,43 @@ def candidate_pairs(
     found: list[np.ndarray] = []
     capped = 0
     for band in range(keys.shape[0]):
-        order = np.argsort(keys[band], kind="stable")  # equal keys keep row order, so order[p] < order[p + d]
-        ks = keys[band][order]
-        idx = np.flatnonzero(ks[:-1] == ks[1:])  # positions p with ks[p] == ks[p + d], for d = 1
-        d = 1
-        while len(idx) and d <= max_bucket:
-            found.append(order[idx] * np.int64(n) + order[idx + d])
-            d += 1
-            idx = idx[idx + d < n]
-            idx = idx[ks[idx + d] == ks[idx]]
-        capped += int(len(idx) > 0)
+        codes, cap = band_pair_codes(keys[band], max_bucket)
+        found.append(codes)
+        capped += cap
+    return pairs_from_codes(found, n, capped, max_bucket)
+
+
+def band_pair_codes(keys: np.ndarray, max_bucket: int = 64) -> tuple[np.ndarray, bool]:
+    """Candidate pairs of one band as codes ``i * n + j`` (``n = len(keys)``), and whether a bucket was capped.
+
+    In a bucket (rows sharing the key), each row is paired with the ``max_bucket`` rows just before it in row order.
+    """
+    n = len(keys)
+    # An unstable argsort (about 2x faster than a stable one on 64-bit keys), then the few rows that share a key are
+    # put back in row order: the same order a stable sort gives, so order[p] < order[p + d] within a bucket.
+    order = np.argsort(keys)
+    ks = keys[order]
+    idx = np.flatnonzero(ks[:-1] == ks[1:])  # positions p with ks[p] == ks[p + d], for d = 1
+    if len(idx):
+        run = np.zeros(n, dtype=bool)
+        run[idx] = run[idx + 1] = True
+        at = np.flatnonzero(run)
+        order[at] = order[at][np.lexsort((order[at], ks[at]))]
+    found = []
+    d = 1
+    while len(idx) and d <= max_bucket:
+        found.append(order[idx] * np.int64(n) + order[idx + d])
+        d += 1
+        idx = idx[idx + d < n]
+        idx = idx[ks[idx + d] == ks[idx]]
+    return (np.concatenate(found) if found else np.zeros(0, dtype=np.int64)), bool(len(idx) > 0)
+
+
+def pairs_from_codes(found: list[np.ndarray], n: int, capped: int = 0, max_bucket: int = 64) -> np.ndarray:
+    """Unique pairs ``(i, j)`` from :func:`band_pair_codes`' codes, sorted by ``j`` then ``i``."""
     if capped:
         logger.info("near-dup: %d band(s) had a bucket larger than max_bucket=%d (capped)", capped, max_bucket)
+    found = [f for f in found if len(f)]
     if not found:
         return np.zeros((0, 2), dtype=np.int64)
     codes = np.unique(np.concatenate(found))  # sorted by i * n + j

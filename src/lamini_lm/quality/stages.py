@@ -1,12 +1,16 @@
 """The quality stages as functions of config dataclasses: ``run_dedup``, ``run_filter``, ``run_decontaminate``,
 ``run_stats``. ``lamini-lm dedup | filter | decontaminate | stats`` parse the same dataclasses and call them.
 
-Each stage reads its input (a ``save_to_disk`` folder, a release folder, a ``.parquet`` or ``.jsonl`` file) and
-the input's manifest, runs its step, and writes an artifact folder: the rows (``save_to_disk``) and a
-``lamini_lm.json`` manifest holding the config, the input (with its manifest id: the lineage), the row count, and
+Each stage reads its input (a ``save_to_disk`` folder, a folder of parquet shards, a ``.parquet`` or ``.jsonl``
+file) and the input's manifest, runs its step, and writes an artifact folder: the rows and a ``lamini_lm.json``
+manifest holding the config, the input (with its manifest id: the lineage), the row count, and
 the reports of every earlier step followed by this one's (plus teacher models, tokens and cost carried from the
 input). The folder is written beside ``--output`` and renamed into place; a folder holding anything but this
 stage's own artifact is refused unless ``--overwrite``.
+
+``dedup`` and ``decontaminate`` read Arrow batches and write parquet shards (``data/train-*.parquet``), so their
+memory does not grow with the input (``--max_memory``); ``--engine ray`` runs them on Ray Data.
+``filter`` and ``stats`` load the table and ``filter`` writes ``save_to_disk``.
 
 Example:
     >>> import datasets, os, tempfile
@@ -30,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 from lamini_lm.artifacts import Manifest, StepReport, artifact_output, check_output, describe_input, read_manifest
 from lamini_lm.config import check_choice, check_range, check_required
 from lamini_lm.errors import DataError, UsageError
-from lamini_lm.quality.decontaminate import DecontaminateConfig, decontaminate
-from lamini_lm.quality.dedup import DedupConfig, dedup
+from lamini_lm.quality.decontaminate import DecontaminateConfig, build_index
+from lamini_lm.quality.dedup import DedupConfig
 from lamini_lm.quality.filters import FilterConfig, filter_rows
 
 if TYPE_CHECKING:
@@ -39,6 +43,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "StageIO",
+    "decontaminate_files",
+    "dedup_files",
     "StatsConfig",
     "load_input",
     "run_decontaminate",
@@ -56,7 +62,11 @@ class StageIO:
 
     input: str = field(default=None, metadata={"help": _INPUT_HELP, "required": True})
     output: str = field(
-        default=None, metadata={"help": "folder to write: the rows (save_to_disk), lamini_lm.json", "required": True}
+        default=None,
+        metadata={
+            "help": "folder to write: the rows (parquet shards or save_to_disk), lamini_lm.json",
+            "required": True,
+        },
     )
     overwrite: bool = field(
         default=False, metadata={"help": "replace --output even if it holds files that are not this stage's output"}
@@ -153,12 +163,119 @@ def _step(io: StageIO, stage: str, config: Any, run) -> StepReport:
     return report
 
 
-def run_dedup(io: StageIO, config: DedupConfig | None = None) -> StepReport:
-    """``lamini-lm dedup``: exact, then MinHash + ROUGE-L near-duplicate removal (see :func:`dedup`)."""
-    config = config or DedupConfig()
-    from lamini_lm.quality.dialogues import dedup_dialogues, is_dialogue
+def _upstream(path: str) -> tuple[Manifest | None, dict[str, Any]]:
+    if "://" in path:  # a URL for --engine ray (s3://, hf://): no manifest is read from it
+        return None, {"role": "input", "path": path}
+    source = Path(path)
+    if not source.exists():
+        raise FileNotFoundError(f"--input {source}: no such file or folder")
+    entry = describe_input(source)
+    return (read_manifest(entry["artifact"]) if entry.get("artifact") else None), entry
 
-    return _step(io, "dedup", config, lambda ds: (dedup_dialogues if is_dialogue(ds) else dedup)(ds, config))
+
+def _is_dialogue_input(path: str) -> bool:
+    """Whether the input holds dialogues (a ``messages`` column): those take the in-memory dialogue steps."""
+    from lamini_lm.io import input_columns
+
+    return "://" not in path and Path(path).exists() and "messages" in input_columns(path)
+
+
+def _batched_step(io: StageIO, stage: str, config: Any, needs: list[str], work) -> StepReport:
+    """A step that streams: check the output and the input's columns, then ``work(tmp) -> (report, rows)`` writes
+    the rows under ``tmp`` (the folder renamed onto ``--output``), and the manifest is saved beside them."""
+    from lamini_lm.io import input_columns
+
+    check_output(io.output, stage, io.overwrite)
+    upstream, entry = _upstream(io.input)
+    if "://" in io.input and getattr(config, "engine", "local") != "ray":
+        raise UsageError(f"--input {io.input}: URLs are read by --engine ray only; download the rows first")
+    names = needs if "://" in io.input else input_columns(io.input)
+    missing = [c for c in needs if c not in names]
+    if missing:
+        raise DataError(
+            f"--input {io.input}: no {missing[0]!r} column (its columns: {', '.join(names)}); "
+            f"pass {'--column' if stage == 'dedup' else '--columns'} with the column(s) it has"
+        )
+    with artifact_output(io.output, stage, io.overwrite) as tmp:
+        report, rows = work(Path(tmp))
+        manifest = Manifest(
+            stage=stage,
+            config={**asdict(io), **asdict(config)},
+            inputs=[entry],
+            rows=rows,
+            tokens=upstream.tokens if upstream else None,
+            cost_usd=upstream.cost_usd if upstream else None,
+            teacher_models=list(upstream.teacher_models) if upstream else [],
+            prompt_hashes=upstream.prompt_hashes if upstream else None,
+            reports=[*(upstream.reports if upstream else []), report],
+            timings={"seconds": report.seconds},
+        )
+        manifest.save(tmp)
+    return report
+
+
+def run_dedup(io: StageIO, config: DedupConfig | None = None) -> StepReport:
+    """``lamini-lm dedup``: exact, then MinHash + ROUGE-L near-duplicate removal (see :func:`dedup`).
+
+    Reads the input twice in Arrow batches (once for the signatures, once to write the kept rows as parquet
+    shards), so memory is what the passes keep per row, not the table (``--max_memory``; ``--engine ray``).
+    """
+    config = config or DedupConfig()
+    if _is_dialogue_input(io.input):  # dialogues: dedup on the first user turn, in memory
+        from lamini_lm.quality.dialogues import dedup_dialogues
+
+        return _step(io, "dedup", config, lambda ds: dedup_dialogues(ds, config))
+
+    def work(tmp: Path) -> tuple[StepReport, int]:
+        if config.engine == "ray":
+            from lamini_lm.quality.ray_engine import ray_dedup
+
+            return ray_dedup(io.input, tmp, config)
+        return dedup_files(io.input, tmp, config)
+
+    return _batched_step(io, "dedup", config, [config.column], work)
+
+
+def dedup_files(source: str, folder: Path, config: DedupConfig) -> tuple[StepReport, int]:
+    """The local engine of ``lamini-lm dedup``: signatures from batches, decisions, kept rows to ``folder/data``."""
+    from collections import Counter
+
+    import numpy as np
+    import pyarrow as pa
+
+    from lamini_lm.io import ShardWriter, iter_batches
+    from lamini_lm.quality.dedup import dedup_batches, dedup_report, quoted_rows, removed_by_reason_source
+
+    start = time.perf_counter()
+    texts = (b.column(0) for b in iter_batches(source, [config.column], config.batch_rows))
+    res = dedup_batches(texts, config, spill_dir=folder)
+    t_write = time.perf_counter()
+    quoted = set(quoted_rows(res, config.examples).tolist())
+    quoted_text: dict[int, str] = {}
+    counts: dict[str, Counter] = {}
+    keep = res.keep
+    offset = 0
+    with ShardWriter(folder) as writer:
+        schema = None
+        for batch in iter_batches(source, batch_rows=config.batch_rows):
+            n = batch.num_rows
+            schema = batch.schema
+            mine = [r for r in quoted if offset <= r < offset + n]
+            if mine:
+                col = batch.column(config.column)
+                quoted_text.update({r: col[r - offset].as_py() for r in mine})
+            if "instruction_source" in batch.schema.names:
+                sources = batch.column("instruction_source").to_pylist()
+                for k, v in removed_by_reason_source(res, sources, offset).items():
+                    counts.setdefault(k, Counter()).update(v)
+            m = keep[offset : offset + n]
+            writer.write(batch if m.all() else batch.filter(pa.array(m)))
+            offset += n
+        writer.close(schema)
+    res.stats["seconds"]["write"] = round(time.perf_counter() - t_write, 3)
+    report = dedup_report(res, config, quoted_text, {k: dict(v) for k, v in counts.items()},
+                          time.perf_counter() - start)  # fmt: skip
+    return report, int(np.count_nonzero(keep))
 
 
 def run_filter(io: StageIO, config: FilterConfig | None = None) -> StepReport:
@@ -172,35 +289,66 @@ def run_filter(io: StageIO, config: FilterConfig | None = None) -> StepReport:
 def run_decontaminate(io: StageIO, config: DecontaminateConfig | None = None) -> StepReport:
     """``lamini-lm decontaminate``: remove or tag rows sharing an n-gram with the evaluation sets.
 
-    The input's columns are checked before any evaluation set is loaded.
+    The input's columns are checked before any evaluation set is loaded; the rows are then checked and written
+    batch by batch (parquet shards), on Ray Data with ``--engine ray``.
     """
     config = config or DecontaminateConfig()
-    check_output(io.output, "decontaminate", io.overwrite)
-    ds, upstream, entry = load_input(io.input)
-    from lamini_lm.quality.dialogues import decontaminate_dialogues, is_dialogue
+    if _is_dialogue_input(io.input):  # dialogues: every turn of `messages` is checked, whatever --columns says
+        from lamini_lm.quality.dialogues import decontaminate_dialogues
 
-    missing = [c for c in config.columns if c not in ds.column_names]
-    if is_dialogue(ds):  # dialogues: every turn of `messages` is checked, whatever --columns says
-        out, report = decontaminate_dialogues(
-            ds, config.sources(), ngram=config.ngram, action=config.action, examples=config.examples
+        return _step(
+            io,
+            "decontaminate",
+            config,
+            lambda ds: decontaminate_dialogues(
+                ds, config.sources(), ngram=config.ngram, action=config.action, examples=config.examples
+            ),
         )
-    elif missing:
-        raise DataError(
-            f"--input {io.input}: no {missing[0]!r} column to check (its columns: {', '.join(ds.column_names)}); "
-            "pass --columns with the columns it has"
-        )
-    else:
-        out, report = decontaminate(
-            ds,
-            config.sources(),
-            ngram=config.ngram,
-            columns=config.columns,
-            action=config.action,
-            examples=config.examples,
-        )
-    _write(out, report, stage="decontaminate", config={**asdict(io), **asdict(config)}, upstream=upstream,
-           entry=entry, output=io.output, overwrite=io.overwrite)  # fmt: skip
-    return report
+
+    def work(tmp: Path) -> tuple[StepReport, int]:
+        t0 = time.perf_counter()
+        index = build_index(config.sources(), None, config.ngram)
+        t_index = time.perf_counter() - t0
+        if config.engine == "ray":
+            from lamini_lm.quality.ray_engine import ray_decontaminate
+
+            return ray_decontaminate(io.input, tmp, config, index, t_index)
+        return decontaminate_files(io.input, tmp, config, index, t_index)
+
+    return _batched_step(io, "decontaminate", config, list(config.columns), work)
+
+
+def decontaminate_files(
+    source: str, folder: Path, config: DecontaminateConfig, index, t_index: float
+) -> tuple[StepReport, int]:
+    """The local engine of ``lamini-lm decontaminate``: one pass, batch by batch, rows written as parquet shards."""
+    import pyarrow as pa
+
+    from lamini_lm.io import ShardWriter, iter_batches
+    from lamini_lm.quality.decontaminate import DecontaminationTally, scan, task_names
+
+    t1 = time.perf_counter()
+    tally = DecontaminationTally(index, config.columns, config.action, config.examples)
+    offset = 0
+    with ShardWriter(folder) as writer:
+        schema = None
+        for batch in iter_batches(source, batch_rows=config.batch_rows):
+            texts = {c: batch.column(c).to_pylist() for c in config.columns}
+            total, per_column = scan(index, texts)
+            names = batch.schema.names
+            sources = batch.column("instruction_source").to_pylist() if "instruction_source" in names else None
+            tally.add(texts[config.columns[0]], total, per_column, sources, offset)
+            offset += batch.num_rows
+            if config.action == "tag":
+                batch = batch.append_column("contaminated", pa.array(task_names(index, total), pa.list_(pa.string())))
+            elif total.any():
+                batch = batch.filter(pa.array(total == 0))
+            schema = batch.schema
+            writer.write(batch)
+        writer.close(schema)
+    phases = {"index": round(t_index, 3), "scan_and_write": round(time.perf_counter() - t1, 3)}
+    report = tally.report(t_index + time.perf_counter() - t1, phases)
+    return report, int(report.rows_out)
 
 
 def run_stats(config: StatsConfig) -> dict[str, Any]:
