@@ -125,16 +125,14 @@ def test_user_oriented_builder_names_file_and_row(tmp_path):
 
 
 def test_student_answers_for_both_families(tiny_gpt2, tiny_t5):
-    from lamini_lm.evaluation.answers import generate_answers
+    from lamini_lm.inference import generate
 
     instructions = ["Name a colour.", "Add 2 and 3, then explain the result in one long sentence."]
     for model in (tiny_gpt2, tiny_t5):
-        answers = generate_answers(model, instructions, max_new_tokens=8, batch_size=2, device="cpu", progress=False)
+        answers = generate(model, instructions, max_new_tokens=8, batch_size=2, device="cpu", do_sample=False)
         assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
         # Batched and one-by-one greedy answers agree: padding does not leak into what the student sees.
-        single = [
-            generate_answers(model, [i], max_new_tokens=8, device="cpu", progress=False)[0] for i in instructions
-        ]
+        single = [generate(model, [i], max_new_tokens=8, device="cpu", do_sample=False)[0] for i in instructions]
         assert answers == single
 
 
@@ -142,7 +140,7 @@ def test_student_answers_for_both_families(tiny_gpt2, tiny_t5):
 def test_student_sees_its_wrapper(tiny_gpt2, tiny_tokenizer, monkeypatch, wrapper):
     import transformers
 
-    from lamini_lm.evaluation.answers import generate_answers
+    from lamini_lm.inference import generate
     from lamini_lm.prompts import ALPACA_WRAPPER
 
     seen = []
@@ -157,7 +155,7 @@ def test_student_sees_its_wrapper(tiny_gpt2, tiny_tokenizer, monkeypatch, wrappe
         return model
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", load_and_watch)
-    generate_answers(tiny_gpt2, ["Name a colour."], wrapper=wrapper, max_new_tokens=2, device="cpu", progress=False)
+    generate(tiny_gpt2, ["Name a colour."], wrapper=wrapper, max_new_tokens=2, device="cpu", do_sample=False)
     expected = ALPACA_WRAPPER.format(instruction="Name a colour.") if wrapper else "Name a colour."
     assert seen[0] == expected
 

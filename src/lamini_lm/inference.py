@@ -56,6 +56,7 @@ def generate(
     batch_size: int = 8,
     wrapper: bool = True,
     progress: bool = False,
+    device: str | None = None,
     **generate_kwargs,
 ):
     """The student's responses to ``instructions`` (a list of strings, or one string for one response).
@@ -71,7 +72,8 @@ def generate(
     tokens fit the model's positions: a wrapped prompt loses the end of its instruction, never the wrapper's tail
     (:meth:`lamini_lm.families.Family.fit_prompt`; the count is logged), so the model still answers after
     ``### Response:``. ``wrapper=False`` feeds the raw text (base models, as the paper's baselines), truncated from
-    the right; ``progress=True`` shows a tqdm bar.
+    the right; ``progress=True`` shows a tqdm bar. ``device`` moves the model there first (``"cuda"``, ``"cpu"``;
+    ``"auto"``: cuda if available). Greedy answers as the judge asks them: ``do_sample=False``.
     """
     import torch
     from tqdm.auto import tqdm
@@ -83,6 +85,8 @@ def generate(
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(model.name_or_path)
+    if device is not None:
+        model.to("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
     single = isinstance(instructions, str) or _is_dialogue(instructions)
     instructions = [instructions] if single else list(instructions)
     family = detect_family(model)

@@ -8,7 +8,6 @@ Example:
     >>> save_results(results, "eval/lamini-gpt-124m")  # doctest: +SKIP
 """
 
-from lamini_lm.evaluation.answers import generate_answers
 from lamini_lm.evaluation.harness import EvalConfig, detect_family, evaluate_model, make_lm
 from lamini_lm.evaluation.judge import Judgement, judge_answers, parse_rating, rubric_counts
 from lamini_lm.evaluation.plots import plot_comparison, plot_rubric
@@ -34,7 +33,6 @@ __all__ = [
     "eval_results_for_card",
     "evaluate_model",
     "format_table",
-    "generate_answers",
     "judge_answers",
     "load_results",
     "make_lm",

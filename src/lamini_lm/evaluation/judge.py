@@ -332,7 +332,7 @@ def _two_turn_answers(cfg: JudgeConfig, out: Path) -> list[dict]:
 def _student_answers(cfg: JudgeConfig, out: Path) -> list[dict]:
     """The student's answers, reused from ``answers.jsonl`` when it holds the same prompts (a resumed run)."""
     from lamini_lm.builders.user_oriented import load_user_oriented
-    from lamini_lm.evaluation.answers import generate_answers
+    from lamini_lm.inference import generate
 
     ds = load_user_oriented(cfg.instructions) if cfg.instructions else load_user_oriented()
     if cfg.limit:
@@ -344,13 +344,15 @@ def _student_answers(cfg: JudgeConfig, out: Path) -> list[dict]:
         if [r["prompt"] for r in rows] == prompts:
             logger.info("reusing the student's answers in %s", cached)
             return rows
-    answers = generate_answers(
+    answers = generate(
         cfg.student,
         prompts,
         wrapper=cfg.wrapper,
         max_new_tokens=cfg.max_new_tokens,
         batch_size=cfg.batch_size,
-        device=cfg.device,
+        device=cfg.device or "auto",
+        do_sample=False,
+        progress=True,
     )
     rows = [{"id": i, "prompt": p, "answer": a} for i, p, a in zip(ids, prompts, answers)]
     _write_jsonl(cached, rows)
