@@ -42,14 +42,13 @@ from typing import TYPE_CHECKING, Any
 
 from lamini_lm.artifacts import Manifest, StepReport, artifact_output, check_output, describe_input
 from lamini_lm.config import ConfigError, check_range, check_required
-from lamini_lm.errors import DataError, LaminiError
 from lamini_lm.generation.config import TeacherConfig, as_endpoints
 from lamini_lm.generation.cost import cost_usd, estimate_tokens, price_table
+from lamini_lm.generation.responses import instruction_rows
 from lamini_lm.generation.rows import failure_reason, not_sent
 from lamini_lm.generation.runner import check_before_sending, keyed_chat_completions, request_keys
 from lamini_lm.generation.stage import OutputArgs, _check_failures, _save_quietly, _teacher_config
 from lamini_lm.generation.store import Store
-from lamini_lm.io import load_table
 from lamini_lm.prompts import (
     PROMPT_HASHES,
     SYSTEM_MESSAGE,
@@ -59,7 +58,7 @@ from lamini_lm.prompts import (
     USER_STOP_MARKER,
     prompt_hash,
 )
-from lamini_lm.records import DIALOGUE_COLUMNS, GENERATION_COLUMNS, InstructionSource, dialogue_features
+from lamini_lm.records import DIALOGUE_COLUMNS, InstructionSource, dialogue_features
 
 if TYPE_CHECKING:
     import datasets
@@ -224,18 +223,10 @@ def generate_dialogues(
         if user is not None
         else as_endpoints([dataclasses.replace(e, max_tokens=256) for e in teacher])
     )
-    if isinstance(instructions, (list, tuple)) and all(isinstance(s, str) for s in instructions):
-        instructions = [{"instruction": s} for s in instructions]
-    try:
-        ds = load_table(instructions, required=["instruction"])
-        if instruction_source is not None:
-            instruction_source = InstructionSource.parse(instruction_source).value
-    except ValueError as e:
-        if isinstance(e, LaminiError):
-            raise
-        raise DataError(str(e)) from None
+    rows, _ = instruction_rows(instructions, instruction_source)  # an Alpaca input joins the first user turn
+    if instruction_source is not None:
+        instruction_source = InstructionSource.parse(instruction_source).value
     version = prompt_hash(system_message)
-    rows = [{c: row.get(c) for c in GENERATION_COLUMNS} for row in ds]
     dialogues: list[_Dialogue] = []
     for i, row in enumerate(rows):
         row["instruction_source"] = row["instruction_source"] or instruction_source

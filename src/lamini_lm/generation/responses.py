@@ -32,7 +32,7 @@ from lamini_lm.records import GENERATION_COLUMNS, InstructionSource, join_input
 if TYPE_CHECKING:
     import datasets
 
-__all__ = ["generate_responses", "response_messages"]
+__all__ = ["generate_responses", "instruction_rows", "response_messages"]
 
 DRY_RUN_SAMPLES = 3  # user messages a dry run prints, so what the teacher will be asked can be read before paying
 
@@ -40,6 +40,38 @@ DRY_RUN_SAMPLES = 3  # user messages a dry run prints, so what the teacher will 
 def response_messages(instruction: str, system_message: str = SYSTEM_MESSAGE) -> list[dict[str, str]]:
     """The chat request answering ``instruction`` under the paper's system message."""
     return [{"role": "system", "content": system_message}, {"role": "user", "content": instruction}]
+
+
+def _source(instruction_source: str | None) -> str | None:
+    return InstructionSource.parse(instruction_source).value if instruction_source is not None else None
+
+
+def instruction_rows(
+    instructions: Any, instruction_source: str | None = None
+) -> tuple[list[dict[str, Any]], set[int]]:
+    """The rows to ask the teacher, in the generation schema, and the indices of those whose ``input`` was joined.
+
+    ``instructions``: a Dataset, a path, a list of dicts or of strings, with an ``instruction`` column; an ``input``
+    column (Alpaca's format) is joined to its instruction with :func:`lamini_lm.records.join_input`, so what is
+    asked is also what is stored. Response and dialogue generation both read their inputs here.
+    """
+    if isinstance(instructions, (list, tuple)) and all(isinstance(s, str) for s in instructions):
+        instructions = [{"instruction": s} for s in instructions]
+    try:
+        ds = load_table(instructions, required=["instruction"])
+        _source(instruction_source)
+    except ValueError as e:
+        if isinstance(e, LaminiError):
+            raise
+        raise DataError(str(e)) from None
+    rows = [{c: row.get(c) for c in GENERATION_COLUMNS} for row in ds]
+    joined: set[int] = set()
+    if "input" in ds.column_names:  # Alpaca's format: the input is part of what is asked, and of what is stored
+        for i, (row, input_text) in enumerate(zip(rows, ds["input"])):
+            if isinstance(row["instruction"], str) and isinstance(input_text, str) and input_text.strip():
+                row["instruction"] = join_input(row["instruction"], input_text)
+                joined.add(i)
+    return rows, joined
 
 
 def generate_responses(
@@ -66,24 +98,9 @@ def generate_responses(
     The input, credentials and the budget are checked before the first request.
     """
     start = time.monotonic()
-    if isinstance(instructions, (list, tuple)) and all(isinstance(s, str) for s in instructions):
-        instructions = [{"instruction": s} for s in instructions]
-    try:
-        ds = load_table(instructions, required=["instruction"])
-        if instruction_source is not None:
-            instruction_source = InstructionSource.parse(instruction_source).value
-    except ValueError as e:
-        if isinstance(e, LaminiError):
-            raise
-        raise DataError(str(e)) from None
+    rows, joined = instruction_rows(instructions, instruction_source)
     version = prompt_hash(system_message)  # PROMPT_HASHES["system_message"] for the paper's message
-    rows = [{c: row.get(c) for c in GENERATION_COLUMNS} for row in ds]
-    joined: set[int] = set()
-    if "input" in ds.column_names:  # Alpaca's format: the input is part of what is asked, and of what is stored
-        for i, (row, input_text) in enumerate(zip(rows, ds["input"])):
-            if isinstance(row["instruction"], str) and isinstance(input_text, str) and input_text.strip():
-                row["instruction"] = join_input(row["instruction"], input_text)
-                joined.add(i)
+    instruction_source = _source(instruction_source)
     asked, messages = [], []
     for i, row in enumerate(rows):
         row["instruction_source"] = row["instruction_source"] or instruction_source
