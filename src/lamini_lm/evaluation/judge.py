@@ -247,7 +247,10 @@ class JudgeConfig:
         metadata={"help": "local user-oriented instruction file(s) (default: the public 252, downloaded from GitHub)"},
     )
     output_dir: str = dataclasses.field(default=None, metadata={"help": "where to write (default: eval/<name>/judge)"})
-    store: str = dataclasses.field(default=None, metadata={"help": "judge cache (default: <output_dir>/judge.sqlite)"})
+    store: str = dataclasses.field(
+        default=None,
+        metadata={"help": "cache of the judge's replies (default: the teacher cache every run shares, as generate)"},
+    )
     limit: int = dataclasses.field(default=None, metadata={"help": "judge only the first N instructions"})
     wrapper: bool = dataclasses.field(default=True, metadata={"help": "wrap prompts as the student was trained"})
     max_new_tokens: int = dataclasses.field(default=256, metadata={"help": "longest student answer, in tokens"})
@@ -366,6 +369,7 @@ def run_judge(cfg: JudgeConfig, judge) -> dict:
     are reused and the judge's replies come from its cache."""
     from lamini_lm.artifacts import MANIFEST_FILE, Manifest, check_output, describe_input
     from lamini_lm.evaluation.plots import plot_rubric
+    from lamini_lm.generation.store import default_store_path
 
     name = cfg.name or Path(str(cfg.student or cfg.answers).rstrip("/")).name
     out = Path(cfg.output_dir or Path("eval") / name / "judge")
@@ -386,7 +390,7 @@ def run_judge(cfg: JudgeConfig, judge) -> dict:
         [r["prompt"] for r in rows],
         [r["answer"] for r in rows],
         judge,
-        cfg.store or out / "judge.sqlite",
+        cfg.store or default_store_path(),
         ids=[r["id"] for r in rows],
         dry_run=cfg.dry_run,
         contexts=[r.get("context") for r in rows],
