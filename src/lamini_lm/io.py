@@ -8,11 +8,14 @@ Inputs may be a JSONL file, a JSON list, a CSV/TSV file, a parquet file or a fol
 ``Dataset.save_to_disk`` (a ``DatasetDict`` folder gives its ``train`` split, or its only split). Outputs go to a
 temporary sibling and are renamed into place, so a crash never leaves half a dataset or half a file.
 
+Folders a stage writes go through :func:`lamini_lm.artifacts.artifact_output` (beside the target, then renamed with
+:func:`replace_dir`); single files through :func:`write_text_atomic`.
+
 Example:
     >>> import datasets, os, tempfile
-    >>> from lamini_lm.io import load_table, save_dataset
+    >>> from lamini_lm.io import load_table
     >>> out = os.path.join(tempfile.mkdtemp(), "kept")
-    >>> _ = save_dataset(datasets.Dataset.from_dict({"instruction": ["Add 2 and 3."]}), out)
+    >>> datasets.Dataset.from_dict({"instruction": ["Add 2 and 3."]}).save_to_disk(out)
     >>> load_table(out, required=["instruction"])["instruction"][:]
     ['Add 2 and 3.']
 """
@@ -48,7 +51,6 @@ __all__ = [
     "open_source",
     "release_shards",
     "replace_dir",
-    "save_dataset",
     "write_json",
     "write_text_atomic",
 ]
@@ -224,21 +226,6 @@ def field_value(
         want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise DataFileError(path, line, name, f"expected {want}, got {type(value).__name__} {value!r:.60}", unit)
     return value
-
-
-def save_dataset(ds: datasets.Dataset, output: str | os.PathLike, overwrite: bool = False) -> Path:
-    """``ds.save_to_disk(output)`` atomically: into a temporary sibling folder, then renamed into place."""
-    output = Path(output)
-    if output.exists() and not overwrite:
-        raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
-    try:
-        ds.save_to_disk(str(tmp / "data"))
-        replace_dir(tmp / "data", output)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return output
 
 
 def replace_dir(src: str | os.PathLike, dest: str | os.PathLike) -> Path:

@@ -45,6 +45,7 @@ from lamini_lm.generation.parsing import ParseReport, parse_examples
 from lamini_lm.generation.rows import failure_reason, not_sent, rows_to_dataset
 from lamini_lm.generation.runner import check_before_sending, keyed_chat_completions
 from lamini_lm.io import load_table
+from lamini_lm.paper import TOPIC_RULE, TopicRule, is_paper_topic
 from lamini_lm.prompts import PROMPT_HASHES, example_guided_prompt, topic_guided_prompt
 from lamini_lm.records import InstructionSource
 
@@ -145,10 +146,9 @@ def load_seeds(seeds: Any) -> list[Seed]:
     return out
 
 
-def filter_topics(
-    table: Any, *, words_below: int = 3, subcategories_above: int = 10, pages_above: int = 50
-) -> list[str]:
-    """Category names passing the paper's filter: fewer than 3 words, more than 10 subcategories and 50 pages.
+def filter_topics(table: Any, rule: TopicRule = TOPIC_RULE) -> list[str]:
+    """Category names passing the paper's filter (:data:`lamini_lm.paper.TOPIC_RULE`: fewer than 3 words, more than
+    10 subcategories and more than 50 pages); ``rule`` changes the thresholds.
 
     ``table``: a path (CSV/TSV/JSONL/parquet/dataset folder), a Dataset, a pandas DataFrame or a list of dicts
     with columns ``category``, ``n_subcategories``, ``n_pages`` (aliases: title/subcategories/pages, as in the
@@ -176,7 +176,7 @@ def filter_topics(
         except (TypeError, ValueError):
             raise ValueError(f"topics table row {i}: counts must be integers, got {row}") from None
         name = re.sub(r"\s+", " ", str(name or "").replace("_", " ")).strip()
-        if name and len(name.split()) < words_below and n_sub > subcategories_above and n_pages > pages_above:
+        if is_paper_topic(name, n_sub, n_pages, rule):
             if name not in seen:
                 seen.add(name)
                 kept.append(name)

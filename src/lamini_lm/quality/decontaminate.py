@@ -35,6 +35,7 @@ from lamini_lm.artifacts import StepReport
 from lamini_lm.config import check_choice, check_range
 from lamini_lm.errors import DataError, UsageError
 from lamini_lm.io import column, load_table
+from lamini_lm.paper import PAPER_TASKS
 from lamini_lm.quality.text import TokenizedTexts, ngram_hashes, tokenize_texts
 
 if TYPE_CHECKING:
@@ -65,23 +66,10 @@ class EvalSet:
     splits: tuple[str, ...]
 
 
-# The paper's 15 evaluation tasks, as lm-eval 0.4 names and loads them; splits: the evaluated one (+ validation).
+# The paper's 15 evaluation tasks (lamini_lm.paper, the one list), as lm-eval 0.4 names and loads them; splits: the
+# evaluated one, plus validation where the task scores test.
 EVAL_SETS: dict[str, EvalSet] = {
-    "openbookqa": EvalSet("allenai/openbookqa", "main", ("test", "validation")),
-    "sciq": EvalSet("allenai/sciq", None, ("test", "validation")),
-    "race": EvalSet("EleutherAI/race", "high", ("test",)),
-    "arc_challenge": EvalSet("allenai/ai2_arc", "ARC-Challenge", ("test", "validation")),
-    "piqa": EvalSet("baber/piqa", None, ("validation",)),
-    "record": EvalSet("aps/super_glue", "record", ("validation",)),
-    "sst2": EvalSet("nyu-mll/glue", "sst2", ("validation",)),
-    "mrpc": EvalSet("nyu-mll/glue", "mrpc", ("validation",)),
-    "rte": EvalSet("nyu-mll/glue", "rte", ("validation",)),
-    "mnli": EvalSet("nyu-mll/glue", "mnli", ("validation_matched",)),
-    "mnli_mismatch": EvalSet("nyu-mll/glue", "mnli", ("validation_mismatched",)),
-    "wsc273": EvalSet("lighteval/winograd_wsc", "wsc273", ("test",)),
-    "winogrande": EvalSet("allenai/winogrande", "winogrande_xl", ("validation",)),
-    "wic": EvalSet("aps/super_glue", "wic", ("validation",)),
-    "hellaswag": EvalSet("Rowan/hellaswag", None, ("validation",)),
+    t.task: EvalSet(t.dataset, t.dataset_config, t.decontamination_splits) for t in PAPER_TASKS
 }
 
 
