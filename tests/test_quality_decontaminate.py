@@ -96,3 +96,25 @@ def test_hub_loading_is_the_default(monkeypatch):
     """Without local files the Hub ids are used (offline here, so datasets must say it cannot reach them)."""
     with pytest.raises(Exception, match="(?i)offline|connect|couldn't|not find|doesn't exist"):
         load_eval_set("rte")
+
+
+@pytest.mark.integration
+def test_offline_without_eval_files_fails_in_seconds_naming_the_local_option(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"instruction": "Add 2 and 3.", "response": "5"}\n')
+    start = time.monotonic()
+    cmd = [sys.executable, "-m", "lamini_lm.cli", "decontaminate", "--input", str(data), "--output", str(tmp_path / "o")]
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1 and time.monotonic() - start < 60
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot be loaded" in lines[0] and "--eval_files" in lines[0], proc.stderr
+    assert not (tmp_path / "o").exists()

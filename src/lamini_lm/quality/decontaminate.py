@@ -151,13 +151,36 @@ def load_eval_set(task: str, source: Any = None) -> list[str]:
         if task not in EVAL_SETS:
             raise KeyError(f"unknown eval task {task!r}; known: {', '.join(EVAL_SETS)}")
         spec = EVAL_SETS[task]
-        parts = [datasets.load_dataset(spec.path, spec.name, split=s) for s in spec.splits]
+        parts = _load_from_hub(task, spec)
         ds = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
     elif isinstance(source, datasets.Dataset):
         ds = source
     else:
         ds = load_table(os.fspath(source))
     return [s for row in ds for s in _strings(row)]
+
+
+def _load_from_hub(task: str, spec: EvalSet) -> list:
+    """The task's evaluation splits from the Hub; unreachable (or offline and not cached) is one line naming the
+    local alternative, in seconds rather than after the Hub client's retries."""
+    import datasets
+
+    from lamini_lm.errors import OfflineError
+    from lamini_lm.sources import check_source, is_offline
+
+    hint = (
+        f"pass local copies with --eval_files {task}=FILE.jsonl (one per task), or --tasks with the tasks you have "
+        "files for"
+    )
+    try:
+        if not is_offline():
+            check_source(spec.path, "dataset", "eval set")  # a few seconds when the Hub is unreachable
+        return [datasets.load_dataset(spec.path, spec.name, split=s) for s in spec.splits]
+    except OfflineError as e:
+        raise OfflineError(f"the {task} evaluation set ({spec.path}) cannot be loaded: {e}; {hint}") from None
+    except (ConnectionError, OSError) as e:
+        why = "offline (HF_HUB_OFFLINE) and not in the cache" if is_offline() else type(e).__name__
+        raise OfflineError(f"the {task} evaluation set ({spec.path}) cannot be loaded: {why}; {hint}") from None
 
 
 class NgramIndex:
