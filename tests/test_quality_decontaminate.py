@@ -107,7 +107,8 @@ def test_offline_without_eval_files_fails_in_seconds_naming_the_local_option(tmp
     data = tmp_path / "in.jsonl"
     data.write_text('{"instruction": "Add 2 and 3.", "response": "5"}\n')
     start = time.monotonic()
-    cmd = [sys.executable, "-m", "lamini_lm.cli", "decontaminate", "--input", str(data), "--output", str(tmp_path / "o")]
+    out = str(tmp_path / "o")
+    cmd = [sys.executable, "-m", "lamini_lm.cli", "decontaminate", "--input", str(data), "--output", out]
     proc = subprocess.run(
         cmd,
         capture_output=True,
