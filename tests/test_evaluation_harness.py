@@ -186,3 +186,16 @@ def test_cli_missing_model_is_one_line(model, tmp_path, capsys, monkeypatch):
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"lamini-lm evaluate: error: MODEL {model}: ") and ("not found" in line or "cache" in line)
     assert not (tmp_path / "eval").exists()
+
+
+@pytest.mark.integration
+def test_task_data_out_of_reach_is_one_line_naming_local_tasks(tiny_t5, tmp_path):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "lamini_lm.cli", "evaluate", str(tiny_t5), "--tasks", "sciq", "--limit", "2"]
+    proc = subprocess.run([*cmd, "--output_dir", str(tmp_path / "e")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "--include_path" in errors[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "e").exists()

@@ -350,7 +350,7 @@ def run_evaluate(cfg: EvalConfig) -> tuple[dict | None, Path]:
         >>> results, folder = run_evaluate(EvalConfig(model="runs/t5", tasks=["sciq"], limit=50))  # doctest: +SKIP
     """
     from lamini_lm.artifacts import artifact_output, check_output, describe_input
-    from lamini_lm.errors import UsageError
+    from lamini_lm.errors import OfflineError, UsageError
     from lamini_lm.evaluation.plots import plot_comparison
     from lamini_lm.sources import check_source
 
@@ -363,7 +363,45 @@ def run_evaluate(cfg: EvalConfig) -> tuple[dict | None, Path]:
     if limit is not None and limit >= 1:
         limit = int(limit)
     batch_size = cfg.batch_size if cfg.batch_size == "auto" or ":" in cfg.batch_size else int(cfg.batch_size)
-    results = evaluate_model(
+    _check_task_data(cfg)
+    try:
+        results = _evaluate(cfg, limit, batch_size)
+    except ConnectionError as e:
+        raise OfflineError(
+            f"an evaluation task's data cannot be loaded ({str(e).splitlines()[0]}); {_LOCAL_TASKS_HINT}"
+        ) from None
+    if results is None:  # not rank 0 of a multi-process run
+        return None, output_dir
+    with artifact_output(output_dir, "evaluate", cfg.overwrite, flag="--output_dir") as tmp:
+        save_evaluation(results, tmp, cfg.model, cfg, model_input=model_input)
+        plot_comparison([results], tmp / "results.png", labels=[Path(cfg.model.rstrip("/")).name])
+    return results, output_dir
+
+
+_LOCAL_TASKS_HINT = (
+    "offline, score tasks on local files (--include_path DIR --no_include_defaults --tasks NAME ...; see "
+    "docs/evaluation.md), or run once online so the datasets cache holds them"
+)
+
+
+def _check_task_data(cfg: EvalConfig) -> None:
+    """Online, one quick look at the first paper task's dataset on the Hub: an unreachable Hub is one line in
+    seconds, not a traceback after the loaders' retries."""
+    from lamini_lm.errors import OfflineError
+    from lamini_lm.paper import PAPER_TASKS, paper_task
+    from lamini_lm.sources import check_source, is_offline
+
+    first = paper_task((cfg.tasks or [PAPER_TASKS[0].task])[0])
+    if first is None or cfg.include_path or is_offline():
+        return
+    try:
+        check_source(first.dataset, "dataset", f"task {first.task}:")
+    except OfflineError as e:
+        raise OfflineError(f"{e}; {_LOCAL_TASKS_HINT}") from None
+
+
+def _evaluate(cfg: EvalConfig, limit, batch_size):
+    return evaluate_model(
         cfg.model,
         cfg.tasks,
         wrapper=cfg.wrapper,
@@ -381,12 +419,6 @@ def run_evaluate(cfg: EvalConfig) -> tuple[dict | None, Path]:
         clean_against=cfg.clean_against,
         clean_ngram=cfg.clean_ngram,
     )
-    if results is None:  # not rank 0 of a multi-process run
-        return None, output_dir
-    with artifact_output(output_dir, "evaluate", cfg.overwrite, flag="--output_dir") as tmp:
-        save_evaluation(results, tmp, cfg.model, cfg, model_input=model_input)
-        plot_comparison([results], tmp / "results.png", labels=[Path(cfg.model.rstrip("/")).name])
-    return results, output_dir
 
 
 def main(argv: list[str] | None = None, prog: str = "lamini-lm evaluate") -> int:
