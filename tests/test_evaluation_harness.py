@@ -199,3 +199,12 @@ def test_task_data_out_of_reach_is_one_line_naming_local_tasks(tiny_t5, tmp_path
     errors = [line for line in proc.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "--include_path" in errors[0] and "Traceback" not in proc.stderr
     assert not (tmp_path / "e").exists()
+
+
+def test_demo_tasks_name_their_data_by_absolute_path(tmp_path, monkeypatch):
+    from lamini_lm.evaluation.demo_tasks import write_demo_tasks
+
+    monkeypatch.chdir(tmp_path)
+    folder = write_demo_tasks("tasks", n=2)
+    text = (folder / "sciq.yaml").read_text()
+    assert str(tmp_path / "tasks" / "sciq.jsonl") in text  # evaluating from another folder still finds it

@@ -138,7 +138,7 @@ def write_demo_tasks(folder: str | os.PathLike, n: int = 24, seed: int = 0, temp
     ``doc_to_text``: plain lm-eval then scores wrapped contexts with no help from lamini-lm, the reference the
     harness is checked against.
     """
-    folder = Path(folder)
+    folder = Path(folder).resolve()  # the YAMLs name their data by absolute path: they work from any folder
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     for task in DEMO_TASKS:
