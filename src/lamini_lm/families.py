@@ -103,6 +103,10 @@ class Family:
     collator_factory: Callable | str = "lamini_lm.train.data:DataCollatorForRecipes"
     compute_metrics: Callable | str | None = None  # (tokenizer) -> Trainer compute_metrics, with predict_with_generate
     stop_text: str | None = None  # a decoded answer ends where this starts (the next turn the model invents)
+    # (tokenizer, model=, max_row_tokens=, one_row=) -> a padding-free collator that packs a batch's rows (position
+    # ids restarting per example, no attention across examples); None: this family cannot pack (``packing: true``
+    # is refused for it)
+    packing_collator_factory: Callable | str | None = None
 
     def __post_init__(self):
         if self.template is not None and "{instruction}" not in self.template:
@@ -130,6 +134,19 @@ class Family:
     def collator(self, tokenizer, model=None, pad_to_multiple_of: int | None = None):
         """The data collator that pads this family's rows per batch."""
         return _resolve(self.collator_factory)(tokenizer, model=model, pad_to_multiple_of=pad_to_multiple_of)
+
+    @property
+    def can_pack(self) -> bool:
+        """Whether ``packing: true`` is possible for this family (it has a packing collator)."""
+        return self.packing_collator_factory is not None
+
+    def packing_collator(self, tokenizer, model=None, max_row_tokens: int | None = None, one_row: bool = False):
+        """The padding-free collator that packs this family's rows (``max_row_tokens`` per row; ``one_row``: the
+        whole batch in one row, for flash-attention's variable-length kernels)."""
+        if self.packing_collator_factory is None:
+            raise ValueError(f"model family {self.name!r} cannot pack its batches")
+        factory = _resolve(self.packing_collator_factory)
+        return factory(tokenizer, model=model, max_row_tokens=max_row_tokens, one_row=one_row)
 
     def metrics(self, tokenizer):
         """The Trainer's ``compute_metrics`` for generated eval predictions, or None if the family has none."""
@@ -401,4 +418,5 @@ register_family(
     recipe_config="lamini_lm.train.config:CausalRecipeConfig",
     recipe_trainer="lamini_lm.train.trainers:CausalRecipeTrainer",
     stop_text="### Instruction:",
+    packing_collator_factory="lamini_lm.train.packing:DataCollatorForPacking",
 )
