@@ -2,14 +2,14 @@
 
 **Packing** (``packing: true``, decoder-only families): :class:`DataCollatorForPacking` takes the batch the sampler
 chose (the same examples as without packing, so the batch in examples is unchanged) and lays its rows end to end in
-rows of at most ``max_length`` tokens, best fit decreasing. ``position_ids`` restart at 0 for every example and no
-attention mask is passed, which is how transformers (5.x, ``masking_utils.find_packed_sequence_indices``) recognises
-packed sequences and gives sdpa, eager and flex attention a block-diagonal causal mask; flash attention reads the
-same ``position_ids`` as variable-length sequences, for which the whole batch goes in one row. The first label of
-every example is -100, so no example learns to predict its own first token from the previous example's last one.
-:func:`check_packing` proves on the recipe's model, before training, that no token attends across examples (the
-gradient of one example's logits with respect to the other example's embeddings is exactly zero) and refuses
-packing otherwise.
+rows of at most ``max_length`` tokens (best fit decreasing, as few padded tokens as it finds). ``position_ids`` restart
+at 0 for every example and no attention mask is passed, which is how transformers (5.x,
+``masking_utils.find_packed_sequence_indices``) recognises packed sequences and gives sdpa, eager and flex attention a
+block-diagonal causal mask; flash attention reads the same ``position_ids`` as variable-length sequences, for which the
+whole batch goes in one row. The first label of every example is -100, so no example learns to predict its own first
+token from the previous example's last one. :func:`check_packing` proves on the recipe's model, before training, that
+no token attends across examples (the gradient of one example's logits with respect to the other example's embeddings
+is exactly zero) and refuses packing otherwise.
 
 **Token-budget batches** (``batch_by_tokens: true``): :class:`TokenBudgetBatchSampler` buckets similar lengths
 (as ``group_by_length`` does) and cuts each bucket into batches of at most ``max_tokens_per_batch`` tokens,
@@ -34,7 +34,14 @@ from typing import Any
 from lamini_lm.errors import UsageError
 from lamini_lm.families import IGNORE_INDEX
 
-__all__ = ["DataCollatorForPacking", "TokenBudgetBatchSampler", "best_fit_decreasing", "check_packing", "row_lengths"]
+__all__ = [
+    "DataCollatorForPacking",
+    "TokenBudgetBatchSampler",
+    "best_fit_decreasing",
+    "check_packing",
+    "pack_rows",
+    "row_lengths",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +66,33 @@ def best_fit_decreasing(lengths: Sequence[int], capacity: int) -> list[list[int]
     return bins
 
 
+def pack_rows(lengths: Sequence[int], max_row_tokens: int | None = None) -> list[list[int]]:
+    """Indices of ``lengths`` in rows of at most ``max_row_tokens`` (default and at least: the longest item), the
+    row count and width chosen so that rows x widest row (the padded batch) is smallest: best fit decreasing into
+    the width ``sum / k`` for the fewest rows k and up to 15 more, or until the width is the longest item."""
+    longest, total = max(lengths), sum(lengths)
+    cap = max(max_row_tokens or longest, longest)
+    best, best_cost = None, None
+    fewest = math.ceil(total / cap)
+    for k in range(fewest, min(len(lengths), fewest + 15) + 1):
+        width = max(longest, math.ceil(total / k))
+        bins = best_fit_decreasing(lengths, width)
+        cost = len(bins) * max(sum(lengths[i] for i in b) for b in bins)
+        if best_cost is None or cost < best_cost:
+            best, best_cost = bins, cost
+        if width == longest or cost == total:
+            break
+    return best if best is not None else best_fit_decreasing(lengths, cap)
+
+
 class DataCollatorForPacking:
     """Padding-free batches for decoder-only rows (``Family.packing_collator``).
 
-    Returns ``input_ids``, ``labels`` and ``position_ids`` (no ``attention_mask``): the batch's examples packed into
-    rows of at most ``max_row_tokens`` tokens (default: the longest example), each example's positions starting at
-    0, its first label -100. Rows are padded to the longest row; the padding is a segment of its own (positions from
-    0, labels -100), so it attends to nothing real. ``one_row``: the whole batch in one row (flash attention).
-    ``real_tokens``/``batch_tokens`` count what it made (the benchmark reads them).
+    Returns ``input_ids``, ``labels`` and ``position_ids`` (no ``attention_mask``): the batch's examples packed
+    into rows of at most ``max_row_tokens`` tokens (default: the longest example; :func:`pack_rows` picks the
+    rows), each example's positions starting at 0, its first label -100. Rows are padded to the longest row; the
+    padding is a segment of its own (positions from 0, labels -100), so it attends to nothing real. ``one_row``:
+    the whole batch in one row (flash attention).
     """
 
     def __init__(self, tokenizer, model=None, max_row_tokens: int | None = None, one_row: bool = False):
@@ -80,10 +106,7 @@ class DataCollatorForPacking:
         seqs = [list(f["input_ids"]) for f in features]
         labels = [list(f["labels"]) for f in features]
         lengths = [len(s) for s in seqs]
-        if self.one_row:
-            bins = [list(range(len(seqs)))]
-        else:
-            bins = best_fit_decreasing(lengths, max(self.max_row_tokens or 0, max(lengths)))
+        bins = [list(range(len(seqs)))] if self.one_row else pack_rows(lengths, self.max_row_tokens)
         width = max(sum(lengths[i] for i in b) for b in bins)
         ids, labs, pos = [], [], []
         for b in bins:
