@@ -263,6 +263,11 @@ class TokenBudgetBatchSampler:
             self.epoch = epoch
             self._plan = self._batches(epoch)
 
+    @property
+    def sampler(self) -> TokenBudgetBatchSampler:
+        """Itself: accelerate's ``BatchSamplerShard`` (multi-process) passes ``set_epoch`` on to ``.sampler``."""
+        return self
+
     def __iter__(self) -> Iterator[list[int]]:
         yield from self._plan
 
