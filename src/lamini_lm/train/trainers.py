@@ -62,8 +62,19 @@ class _BatchingMixin:
         sampler = TokenBudgetBatchSampler(
             lengths, self.args.per_device_train_batch_size, self.args.max_tokens_per_batch, seed=self.args.seed
         )
-        self.batch_plan = sampler.summary()
-        logger.warning("batch_by_tokens: %s", self.batch_plan)
+        self.batch_plan = plan = sampler.summary()
+        if self.is_world_process_zero():
+            logger.warning(
+                "batch_by_tokens: %d tokens per batch (padding included), %d batches per epoch of %.2f examples on "
+                "average (%d to %d): effective batch %.1f examples on average; padding %.1f%%",
+                plan["max_tokens_per_batch"],
+                plan["batches_per_epoch"],
+                plan["examples_per_batch_mean"],
+                plan["examples_per_batch_min"],
+                plan["examples_per_batch_max"],
+                plan["examples_per_batch_mean"] * self.args.gradient_accumulation_steps * self.args.world_size,
+                100 * plan["padding_waste"],
+            )
         loader = DataLoader(
             dataset,
             batch_sampler=sampler,
