@@ -319,30 +319,51 @@ def test_ctrl_c_saves_a_checkpoint_and_the_rerun_continues(tiny_gpt2, tmp_path):
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == step + 2
 
 
+def _two_process_command(family_recipe, model, data, out, max_steps, extra=()):
+    """The documented multi-process command (recipes/README.md, docs/training.md), on CPU with gloo."""
+    import sys
+
+    # accelerate launch --cpu runs one process; --multi_gpu on a machine without GPUs runs DDP over gloo on CPU
+    accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    accelerate += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *extra]
+    cmd = [*accelerate, "-m", "lamini_lm.train.cli", family_recipe, "--model_name_or_path", str(model)]
+    cmd += ["--dataset_name", str(data), "--output_dir", str(out), "--max_steps", str(max_steps)]
+    cmd += ["--eval_split_size", "0", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "3"]
+    cmd += ["--save_strategy", "steps", "--save_steps", "3", "--logging_steps", "1", "--learning_rate", "1e-2"]
+    cmd += ["--lr_scheduler_type", "constant", "--eval_strategy", "no", "--use_cpu", "true", "--report_to", "none"]
+    cmd += ["--bf16", "false"]
+    return cmd
+
+
 @pytest.mark.integration
-def test_two_process_run_records_world_size_and_effective_batch(tiny_t5, tmp_path):
-    """The documented multi-process command (recipes/README.md), on CPU with gloo."""
+@pytest.mark.parametrize(("recipe", "fixture"), [("lamini-flan-t5-77m", "tiny_t5"), ("lamini-gpt-124m", "tiny_gpt2")])
+def test_two_process_run_records_world_size_and_effective_batch(recipe, fixture, request, tmp_path):
+    """``accelerate launch --multi_gpu --num_processes 2`` (DDP over gloo on CPU) for each family: the loss falls,
+    a checkpoint is written, the rerun resumes it, and the manifest records world size 2 and the effective batch."""
     import os
     import subprocess
-    import sys
 
     from lamini_lm.artifacts import read_manifest
 
-    model = shutil.copytree(tiny_t5, tmp_path / "model")
+    model = shutil.copytree(request.getfixturevalue(fixture), tmp_path / "model")
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in ROWS * 4))
     out = tmp_path / "out"
-    # accelerate launch --cpu runs one process; --multi_gpu on a machine without GPUs runs DDP over gloo on CPU
-    accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-    accelerate += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    cmd = [*accelerate, "-m", "lamini_lm.train.cli", "lamini-flan-t5-77m", "--model_name_or_path", str(model)]
-    cmd += ["--dataset_name", str(data), "--output_dir", str(out), "--max_steps", "2", "--eval_split_size", "0"]
-    cmd += ["--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "3", "--save_strategy", "no"]
-    cmd += ["--eval_strategy", "no", "--use_cpu", "true", "--report_to", "none"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
+    first = subprocess.run(
+        _two_process_command(recipe, model, data, out, 3), capture_output=True, text=True, timeout=300, env=env
+    )
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (out / "checkpoint-3" / "trainer_state.json").is_file()
+    again = subprocess.run(
+        _two_process_command(recipe, model, data, out, 6), capture_output=True, text=True, timeout=300, env=env
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"resuming from {out / 'checkpoint-3'}" in again.stderr
+    state = json.loads((out / "trainer_state.json").read_text())
+    losses = [h["loss"] for h in state["log_history"] if "loss" in h]
+    assert state["global_step"] == 6 and len(losses) == 6 and losses[-1] < losses[0], losses
     manifest = read_manifest(out)
     assert manifest.extra["world_size"] == 2
     assert manifest.extra["effective_batch_size"] == 2 * 2 * 3
-    assert manifest.extra["steps"] == 2 and manifest.extra["status"] == "complete"
+    assert manifest.extra["steps"] == 6 and manifest.extra["status"] == "complete"

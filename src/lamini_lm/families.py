@@ -114,6 +114,10 @@ class Family:
     tokenize_dialogue_fn: Callable | str | None = None
     # (family, tokenizer, messages, cfg) -> what the student sees to write the next assistant turn
     dialogue_prompt_fn: Callable | str | None = None
+    # (tokenizer, model=, max_row_tokens=, one_row=) -> a padding-free collator that packs a batch's rows (position
+    # ids restarting per example, no attention across examples); None: this family cannot pack (``packing: true``
+    # is refused for it)
+    packing_collator_factory: Callable | str | None = None
 
     def __post_init__(self):
         if self.template is not None and "{instruction}" not in self.template:
@@ -177,6 +181,19 @@ class Family:
     def collator(self, tokenizer, model=None, pad_to_multiple_of: int | None = None):
         """The data collator that pads this family's rows per batch."""
         return _resolve(self.collator_factory)(tokenizer, model=model, pad_to_multiple_of=pad_to_multiple_of)
+
+    @property
+    def can_pack(self) -> bool:
+        """Whether ``packing: true`` is possible for this family (it has a packing collator)."""
+        return self.packing_collator_factory is not None
+
+    def packing_collator(self, tokenizer, model=None, max_row_tokens: int | None = None, one_row: bool = False):
+        """The padding-free collator that packs this family's rows (``max_row_tokens`` per row; ``one_row``: the
+        whole batch in one row, for flash-attention's variable-length kernels)."""
+        if self.packing_collator_factory is None:
+            raise ValueError(f"model family {self.name!r} cannot pack its batches")
+        factory = _resolve(self.packing_collator_factory)
+        return factory(tokenizer, model=model, max_row_tokens=max_row_tokens, one_row=one_row)
 
     def metrics(self, tokenizer):
         """The Trainer's ``compute_metrics`` for generated eval predictions, or None if the family has none."""
@@ -616,4 +633,5 @@ register_family(
     stop_text="### Instruction:",
     tokenize_dialogue_fn=tokenize_decoder_only_dialogue,
     dialogue_prompt_fn=decoder_only_dialogue_prompt,
+    packing_collator_factory="lamini_lm.train.packing:DataCollatorForPacking",
 )

@@ -79,6 +79,30 @@ class RecipeArguments:
         metadata={"help": "after LoRA training, merge the adapter and save a plain model to output_dir"},
     )
 
+    # Batching (lamini_lm.train.packing): fewer padded tokens per step
+    packing: bool = field(
+        default=False,
+        metadata={
+            "help": "decoder-only families: pack each batch's examples padding-free into rows of max_length tokens "
+            "(position ids restart per example, no token attends across examples; checked on the model before "
+            "training); the batch in examples is unchanged"
+        },
+    )
+    batch_by_tokens: bool = field(
+        default=False,
+        metadata={
+            "help": "build batches by a token budget (max_tokens_per_batch, padding included; lengths bucketed) "
+            "instead of a fixed per_device_train_batch_size examples"
+        },
+    )
+    max_tokens_per_batch: int | None = field(
+        default=None,
+        metadata={
+            "help": "with batch_by_tokens: input + label tokens per batch, padding included; default: calibrated so "
+            "a batch holds per_device_train_batch_size examples on average"
+        },
+    )
+
     overwrite_output_dir: bool = field(
         default=False,
         metadata={
@@ -101,6 +125,7 @@ class RecipeArguments:
                 raise ConfigError(
                     f"--family {self.family}: its recipes use {expected.__name__}, not {type(self).__name__}"
                 )
+        self._check_batching()
         if not self.model_name_or_path:
             raise ConfigError("model_name_or_path is required (a Hub id or a local model folder)")
         if self.load_in_4bit and not self.use_lora:
@@ -118,6 +143,25 @@ class RecipeArguments:
 
             if not torch.cuda.is_available():
                 self.dataloader_pin_memory = False
+
+    def _check_batching(self) -> None:
+        if self.packing:
+            from lamini_lm.families import get_family
+
+            family = get_family(self.family) if self.family else None
+            if family is not None and not family.can_pack:
+                raise ConfigError(
+                    f"--packing: the {family.name} family ({family.description}) cannot pack its batches; "
+                    "use --batch_by_tokens true for full batches instead"
+                )
+            if getattr(self, "use_cache", False):
+                raise ConfigError("--packing needs --use_cache false (a cache turns off packed-sequence masking)")
+        if self.max_tokens_per_batch is not None:
+            if not self.batch_by_tokens:
+                raise ConfigError(
+                    "--max_tokens_per_batch is the budget of --batch_by_tokens: set --batch_by_tokens true"
+                )
+            check_range("max_tokens_per_batch", self.max_tokens_per_batch, 1)
 
 
 @dataclass

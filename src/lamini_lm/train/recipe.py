@@ -145,7 +145,21 @@ class Recipe:
             data_collator=self.family.collator(tokenizer, model=model, pad_to_multiple_of=multiple),
             **kwargs,
         )
+        if cfg.packing:
+            self._use_packing(tokenizer)
         return self.trainer
+
+    def _use_packing(self, tokenizer) -> None:
+        """``packing: true``: training batches packed padding-free, once the model proves it keeps examples apart
+        (:func:`lamini_lm.train.packing.check_packing`)."""
+        from lamini_lm.train.packing import check_packing
+
+        trainer, cfg = self.trainer, self.config
+        one_row = check_packing(trainer.model, use_cache=bool(cfg.use_cache))
+        packed = self.family.packing_collator(
+            tokenizer, model=trainer.model, max_row_tokens=getattr(cfg, "max_length", None), one_row=one_row
+        )
+        trainer.packing_collator = packed  # training batches only; evaluation keeps the padded ones
 
     # --- the run's identity and output safety ---
 
@@ -285,6 +299,7 @@ class Recipe:
             "effective_batch_size": effective,
             "precision": precision,
             "seed": cfg.seed,
+            "batching": self._batching(world_size),
         }
         train_rows = len(trainer.train_dataset) if trainer is not None and trainer.train_dataset is not None else None
         eval_rows = len(trainer.eval_dataset) if trainer is not None and trainer.eval_dataset is not None else None
@@ -315,6 +330,17 @@ class Recipe:
             timings=timings or {},
             extra=extra,
         )
+
+    def _batching(self, world_size: int) -> dict[str, Any]:
+        """How batches were built: packing, token budget and, with a budget, the mean effective batch in examples."""
+        cfg = self.config
+        out: dict[str, Any] = {"packing": bool(cfg.packing), "batch_by_tokens": bool(cfg.batch_by_tokens)}
+        plan = getattr(self.trainer, "batch_plan", None)
+        if plan:
+            out.update(plan)
+            mean = plan["examples_per_batch_mean"] * cfg.gradient_accumulation_steps * world_size
+            out["effective_batch_size_mean"] = round(mean, 2)
+        return out
 
     def save(self) -> Path:
         """Save the student to ``output_dir``: the full model, or with LoRA the adapter (in ``adapter/``) and,
