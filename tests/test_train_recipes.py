@@ -20,9 +20,15 @@ SEQ2SEQ_BASES = {
 }
 
 
-def test_sixteen_recipes_ship():
+def test_sixteen_recipes_and_two_distillation_recipes_ship():
     names = list_recipes()
-    assert len(names) == 16 and "lamini-llama-7b" in names and "lamini-flan-t5-248m" in names
+    assert len(names) == 18 and "lamini-llama-7b" in names and "lamini-flan-t5-248m" in names
+    kd = {n: load_recipe(n).config for n in names if n.endswith("-kd")}
+    assert {n: c.teacher_model_name_or_path for n, c in kd.items()} == {
+        "lamini-flan-t5-77m-kd": "google/flan-t5-xl",
+        "lamini-gpt-124m-kd": "gpt2-xl",
+    }
+    assert {type(c).__name__ for c in kd.values()} == {"Seq2SeqDistillConfig", "CausalDistillConfig"}
 
 
 @pytest.mark.parametrize("name", list_recipes())
