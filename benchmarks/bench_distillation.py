@@ -161,9 +161,11 @@ def main(argv=None) -> int:
     p.add_argument("--train-prompts", type=int, default=48, help="prompts the students see")
     p.add_argument("--held-out", type=int, default=200)
     p.add_argument("--steps", type=int, default=120, help="student steps (both methods)")
-    p.add_argument("--teacher-steps", type=int, default=400)
+    p.add_argument("--teacher-steps", type=int, default=500)
+    p.add_argument("--teacher-lr", type=float, default=1e-2)
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, nargs="+", default=[8, 20, 50], help="teacher-logits storage to measure")
     p.add_argument("--out-json", default=None)
     args = p.parse_args(argv)
 
@@ -193,7 +195,7 @@ def main(argv=None) -> int:
     teacher_recipe, _ = train(
         fam,
         {"model_name_or_path": str(teacher_path), "dataset_name": str(save_rows(teacher_rows, tmp / "teacher-data"))},
-        tmp / "teacher", args.teacher_steps, 3e-3, 32, 1234,
+        tmp / "teacher", args.teacher_steps, args.teacher_lr, 32, 1234,
     )  # fmt: skip
     teacher = teacher_recipe.trainer.model.eval()
     held = task_rows(args.held_out, 7)
@@ -259,10 +261,37 @@ def main(argv=None) -> int:
         f"KD/SFT: KL ratio {ratio:.2f} (target <= 0.8), accuracy {gain:+.3f}, "
         f"throughput {tps['kd'] / tps['sft']:.2f}x (teacher forward on the same CPU)"
     )
+    # 3. offline teacher logits: storage per response token (lamini-lm teacher-logits on the students' data)
+    from lamini_lm.train.distill import distill_config_cls
+    from lamini_lm.train.teacher_logits import TeacherLogitsArguments, run_teacher_logits
+
+    kd_cfg = dict(teacher_recipe.config.to_dict())
+    storage = {}
+    for k in args.top_k:
+        cfg = distill_config_cls(fam)(
+            model_name_or_path=str(tmp / "teacher"),
+            teacher_model_name_or_path=str(tmp / "teacher"),
+            dataset_name=str(data),
+            output_dir=str(tmp / "unused"),
+            use_cpu=True,
+            eval_split_size=0,
+            **{key: kd_cfg[key] for key in ("max_length", "max_source_length", "max_target_length") if key in kd_cfg},
+        )
+        out = run_teacher_logits(cfg, TeacherLogitsArguments(output=str(tmp / f"logits-k{k}"), top_k=k))
+        from lamini_lm.artifacts import read_manifest
+
+        extra = read_manifest(out).extra
+        storage[k] = extra["bytes_per_token"]
+        print(
+            f"teacher-logits top-{k}: {extra['response_tokens']} response tokens, {extra['bytes_per_token']} bytes "
+            f"per token on disk (int32 ids + float16 log-probs = {6 * k} bytes of payload)"
+        )
     load = os.getloadavg()
     print(f"# load average at end: {load[0]:.2f} (1 min); wall {time.perf_counter() - started:.0f} s")
     if args.out_json:
-        Path(args.out_json).write_text(json.dumps({"results": results, "median": med, "tokens_per_s": tps}, indent=2))
+        Path(args.out_json).write_text(
+            json.dumps({"results": results, "median": med, "tokens_per_s": tps, "bytes_per_token": storage}, indent=2)
+        )
     return 0 if ratio <= 0.8 and med["kd"]["accuracy"] >= med["sft"]["accuracy"] else 1
 
 
