@@ -1,10 +1,10 @@
 """Token-level distillation (KD) against sequence-level distillation (SFT on the teacher's greedy outputs), on CPU.
 
-A synthetic task with a known answer: "shift K: c a d" -> each letter moved K places along a-j ("shift 2: c a d"
--> "e c f"). A small teacher (T5 shape, 64 wide; ``--family causal``: GPT-2 shape) is trained on the true answers until
-it is confident (accuracy and mean top-1 probability are printed). Then students (32 wide, the test-suite's tiny
-shapes, a fresh init per seed) get equal compute: the same prompts, steps, batch and learning rate, through the
-library's recipes (``lamini_lm.train.load_recipe``):
+A synthetic task with a known answer: "shift K: c a d" -> each letter moved K places along ten letters ("shift 2: c
+a d" -> "= e h f"). A small teacher (T5 shape, 64 wide; ``--family causal``: GPT-2 shape) is trained on the true
+answers until it is confident (accuracy and mean top-1 probability are printed). Then students (32 wide, the test-
+suite's tiny shapes, a fresh init per seed) get equal compute: the same prompts, steps, batch and learning rate,
+through the library's recipes (``lamini_lm.train.load_recipe``):
 
 * SFT: the family's recipe on the teacher's greedy answers (sequence-level distillation, the paper's method);
 * KD: the distillation recipe, the same rows plus the teacher's next-token distributions
@@ -34,17 +34,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import print_machine  # noqa: E402
 
-LETTERS = "abcdefghij"
+LETTERS = "abcdefhikm"  # ten letters that the tiny tokenizer keeps as single " x" tokens
+
+
+MAX_SHIFT = 1  # --max-shift: K is drawn from 1..MAX_SHIFT (1: a fixed substitution, learnable by a tiny teacher)
 
 
 def task_rows(n: int, seed: int) -> list[dict[str, str]]:
     rng = random.Random(seed)
     rows = []
     for _ in range(n):
-        k = rng.randint(1, 3)
+        k = rng.randint(1, MAX_SHIFT)
         word = [rng.choice(LETTERS) for _ in range(rng.randint(3, 5))]
         answer = [LETTERS[(LETTERS.index(c) + k) % len(LETTERS)] for c in word]
-        rows.append({"instruction": f"shift {k}: {' '.join(word)}", "response": " ".join(answer)})
+        rows.append({"instruction": f"shift {k}: {' '.join(word)}", "response": "= " + " ".join(answer)})
     return rows
 
 
@@ -161,13 +164,16 @@ def main(argv=None) -> int:
     p.add_argument("--train-prompts", type=int, default=48, help="prompts the students see")
     p.add_argument("--held-out", type=int, default=200)
     p.add_argument("--steps", type=int, default=120, help="student steps (both methods)")
-    p.add_argument("--teacher-steps", type=int, default=500)
-    p.add_argument("--teacher-lr", type=float, default=1e-2)
+    p.add_argument("--teacher-steps", type=int, default=300)
+    p.add_argument("--teacher-lr", type=float, default=3e-3)
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--max-shift", type=int, default=1, help="K in 1..N (3 needs a bigger teacher than CPU allows)")
     p.add_argument("--top-k", type=int, nargs="+", default=[8, 20, 50], help="teacher-logits storage to measure")
     p.add_argument("--out-json", default=None)
     args = p.parse_args(argv)
+    global MAX_SHIFT
+    MAX_SHIFT = args.max_shift
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import datasets
@@ -186,8 +192,7 @@ def main(argv=None) -> int:
     shape = "GPT-2" if fam == "causal" else "T5"
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="bench-kd-"))
-    corpus = [f"{r['instruction']} {r['response']}" for r in task_rows(200, 99)]
-    tokenizer = build_tiny_tokenizer(tmp / "tok", corpus=corpus, vocab_size=1024)
+    tokenizer = build_tiny_tokenizer(tmp / "tok", vocab_size=1024)  # the toy corpus: letters stay single tokens
 
     # 1. the teacher, trained on the true answers until confident
     teacher_rows = task_rows(3000, 1000)
