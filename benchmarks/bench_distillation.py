@@ -286,16 +286,18 @@ def main(argv=None) -> int:
         from lamini_lm.artifacts import read_manifest
 
         extra = read_manifest(out).extra
-        storage[k] = extra["bytes_per_token"]
+        storage[k] = extra["bytes_per_position"]
         print(
-            f"teacher-logits top-{k}: {extra['response_tokens']} response tokens, {extra['bytes_per_token']} bytes "
+            f"teacher-logits top-{k}: {extra['response_tokens']} response tokens, {extra['bytes_per_position']} bytes "
             f"per token on disk (int32 ids + float16 log-probs = {6 * k} bytes of payload)"
         )
     load = os.getloadavg()
     print(f"# load average at end: {load[0]:.2f} (1 min); wall {time.perf_counter() - started:.0f} s")
     if args.out_json:
         Path(args.out_json).write_text(
-            json.dumps({"results": results, "median": med, "tokens_per_s": tps, "bytes_per_token": storage}, indent=2)
+            json.dumps(
+                {"results": results, "median": med, "tokens_per_s": tps, "bytes_per_position": storage}, indent=2
+            )
         )
     return 0 if ratio <= 0.8 and med["kd"]["accuracy"] >= med["sft"]["accuracy"] else 1
 

@@ -276,6 +276,7 @@ def test_offline_teacher_logits_train_without_the_teacher(family, fixture, reque
     art = tmp_path / "logits"
     manifest = json.loads((art / "lamini_lm.json").read_text())
     assert manifest["stage"] == "teacher-logits" and [i["role"] for i in manifest["inputs"]] == ["dataset", "teacher"]
+    assert manifest["extra"]["bytes_per_position"] >= 8 * 6  # int32 ids + float16 log-probs, k = 8
     stored = load_from_disk(str(art))
     assert sorted(stored) == ["train", "validation"] and len(stored["train"]) == len(ROWS)
     row = stored["train"][0]

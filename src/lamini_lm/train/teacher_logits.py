@@ -170,7 +170,9 @@ def run_teacher_logits(cfg, args: TeacherLogitsArguments) -> Path:
                 },
                 "splits": {s: len(d) for s, d in out.items()},
                 "response_tokens": tokens,
-                "bytes_per_token": round(per_token, 1) if per_token else None,
+                "bytes_per_position": round(per_token, 1)
+                if per_token
+                else None,  # per response token ("token" keys are redacted)
             },
         ).save(tmp)
     return Path(args.output)
@@ -200,6 +202,6 @@ def main(argv: list[str] | None = None, prog: str = "lamini-lm teacher-logits") 
     extra: dict[str, Any] = read_manifest(out).extra
     print(
         f"stored top-{extra['top_k']} log-probs of {extra['teacher']} for {extra['response_tokens']} response tokens "
-        f"({extra['bytes_per_token']} bytes/token) in {out}"
+        f"({extra['bytes_per_position']} bytes/token) in {out}"
     )
     return 0
