@@ -312,10 +312,13 @@ def test_every_recipe_has_the_papers_base_model_family_and_batch_size():
     from lamini_lm.config import load_yaml
     from lamini_lm.recipes import list_recipes, recipe_path
 
+    names = list_recipes()
     # the herd's recipes are exactly the paper's; variants beyond the paper (dialogue, distillation) are suffixed
-    herd = [r for r in list_recipes() if not r.endswith(("-chat", "-kd"))]
-    assert sorted(herd) == sorted(SPEC_RECIPES)
-    for name, (base, family, batch) in SPEC_RECIPES.items():
+    assert sorted(n for n in names if not n.endswith(("-chat", "-kd"))) == sorted(SPEC_RECIPES)
+    # the token-level distillation recipes: the paper's student, base model and batch, plus a teacher
+    kd = {n: SPEC_RECIPES[n.removesuffix("-kd")] for n in names if n.endswith("-kd")}
+    assert sorted(kd) == ["lamini-flan-t5-77m-kd", "lamini-gpt-124m-kd"]
+    for name, (base, family, batch) in {**SPEC_RECIPES, **kd}.items():
         path = recipe_path(name)
         raw = load_yaml(path)
         assert (raw["model_name_or_path"], raw["family"]) == (base, family), name

@@ -21,13 +21,20 @@ SEQ2SEQ_BASES = {
 
 
 CHAT_RECIPES = ("lamini-gpt-124m-chat", "lamini-flan-t5-77m-chat")  # multi-turn students (issue 16), not the paper's
-PAPER_RECIPES = [n for n in list_recipes() if n not in CHAT_RECIPES]
+KD_RECIPES = ("lamini-flan-t5-77m-kd", "lamini-gpt-124m-kd")  # token-level distillation (issue 17)
+PAPER_RECIPES = [n for n in list_recipes() if n not in CHAT_RECIPES + KD_RECIPES]
 
 
-def test_sixteen_recipes_ship():
+def test_sixteen_recipes_and_the_dialogue_and_distillation_variants_ship():
     names = PAPER_RECIPES
     assert len(names) == 16 and "lamini-llama-7b" in names and "lamini-flan-t5-248m" in names
-    assert set(CHAT_RECIPES) <= set(list_recipes())
+    assert set(CHAT_RECIPES) | set(KD_RECIPES) <= set(list_recipes()) and len(list_recipes()) == 20
+    kd = {n: load_recipe(n).config for n in KD_RECIPES}
+    assert {n: c.teacher_model_name_or_path for n, c in kd.items()} == {
+        "lamini-flan-t5-77m-kd": "google/flan-t5-xl",
+        "lamini-gpt-124m-kd": "gpt2-xl",
+    }
+    assert {type(c).__name__ for c in kd.values()} == {"Seq2SeqDistillConfig", "CausalDistillConfig"}
 
 
 @pytest.mark.parametrize("name", CHAT_RECIPES)

@@ -37,6 +37,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "stats": ("lamini_lm.quality.cli:stats_main", "statistics and PNG plots: lengths, sources, verbs, diversity map"),
     "push-dataset": ("lamini_lm.publishing.dataset:main", "build parquet + dataset card and push to the Hub"),
     "train": ("lamini_lm.train.cli:main", "train a student from a YAML recipe (seq2seq or causal, LoRA, resume)"),
+    "teacher-logits": ("lamini_lm.train.teacher_logits:main", "store a teacher's top-k log-probs for distillation"),
     "evaluate": ("lamini_lm.evaluation.harness:main", "score a student on the paper's 15 zero-shot tasks (lm-eval)"),
     "compare": ("lamini_lm.evaluation.compare:main", "table and plot of results files beside the paper's averages"),
     "judge": ("lamini_lm.evaluation.judge:main", "rate a student's answers A/B/C/D with a judge model (rubric)"),

@@ -246,6 +246,7 @@ def build_model_card(
             for d in dict.fromkeys(sources + hub_datasets)
         ),
         teacher=teachers,
+        distillation=extra.get("distillation"),  # token-level distillation facts (None for plain SFT)
         train_examples=f"{extra['train_examples']:,}" if extra.get("train_examples") else None,
         hyperparameters=dict(extra.get("hyperparameters") or {}),
         final_losses=losses,

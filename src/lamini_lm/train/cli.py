@@ -20,14 +20,10 @@ def main(argv: list[str] | None = None, prog: str = "lamini-lm train") -> int:
     """Parse ``argv`` into the recipe's config (``StageParser``), train, print where the student is."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] in ("-h", "--help") and len(argv) == 1):
-        from lamini_lm.recipes import list_recipes
-        from lamini_lm.train.recipe import TRAIN_EXAMPLES
+        from lamini_lm.train.recipe import TRAIN_EXAMPLES, print_recipe_usage
 
-        print(f"usage: {prog} RECIPE [--key value ...]\n")
-        print("Train a student from a recipe (a shipped name or a YAML file); any setting can be given as a flag.")
-        print("Shipped recipes:", ", ".join(list_recipes()))
-        print(f"All settings of a recipe: {prog} <recipe> --help\n")
-        print("examples:\n" + TRAIN_EXAMPLES)
+        what = "Train a student from a recipe (a shipped name or a YAML file); any setting can be given as a flag."
+        print_recipe_usage(prog, what, TRAIN_EXAMPLES)
         return 0
     from lamini_lm.train.recipe import parse_recipe_args
 

@@ -26,6 +26,7 @@ from lamini_lm.artifacts import Manifest, describe_input, lineage, read_manifest
 from lamini_lm.config import ConfigError, StageParser, config_from_dict, load_yaml
 from lamini_lm.errors import OutputExistsError, UsageError
 from lamini_lm.train.data import load_instruction_splits, tokenize_dataset
+from lamini_lm.train.distill import distillation_facts, is_distill_config, wants_distillation
 from lamini_lm.train.registry import RecipeFamily, get_family
 
 __all__ = ["Recipe", "load_recipe", "merge_lora", "parse_recipe_args", "recipe_parser"]
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 STAGE = "train"
 # What makes two runs "the same run": a checkpoint is resumed only when all of these agree.
-IDENTITY_KEYS = ("recipe", "family", "base_model", "data", "dataset_config_name", "use_lora")
+IDENTITY_KEYS = ("recipe", "family", "base_model", "data", "dataset_config_name", "use_lora", "teacher")
 # TrainingArguments shown on the card (left out when zero/False/empty: features not used).
 CARD_HYPERPARAMETERS = (
     "learning_rate",
@@ -125,9 +126,13 @@ class Recipe:
         tokenizer = self.load_tokenizer()
         model = self.load_model()
         with cfg.main_process_first(desc="tokenise"):
-            train = tokenize_dataset(train, tokenizer, self.family, cfg, desc="tokenise train")
+            train = _keep_teacher_columns(
+                train, tokenize_dataset(train, tokenizer, self.family, cfg, desc="tokenise train")
+            )
             if evals is not None:
-                evals = tokenize_dataset(evals, tokenizer, self.family, cfg, desc="tokenise eval")
+                evals = _keep_teacher_columns(
+                    evals, tokenize_dataset(evals, tokenizer, self.family, cfg, desc="tokenise eval")
+                )
         if evals is None and cfg.eval_strategy != "no":
             logger.warning("no held-out split (eval_split_size=0 and no %r split): evaluation off", cfg.eval_split)
             cfg.eval_strategy = "no"
@@ -136,7 +141,12 @@ class Recipe:
         if self.family.compute_metrics and generates and evals is not None:
             kwargs["compute_metrics"] = self.family.metrics(tokenizer)
         multiple = 8 if (cfg.bf16 or cfg.fp16) else None  # tensor cores like multiples of 8
-        self.trainer = self.family.trainer_cls(
+        trainer_cls = self.family.trainer_cls
+        if is_distill_config(cfg):  # the family's trainer with the distillation loss
+            from lamini_lm.train.distill import distill_trainer_cls
+
+            trainer_cls = distill_trainer_cls(self.family)
+        self.trainer = trainer_cls(
             model=model,
             args=cfg,
             train_dataset=train,
@@ -166,15 +176,24 @@ class Recipe:
     def inputs(self) -> list[dict[str, Any]]:
         """The manifest entries of the dataset and the base model (path + fingerprint + lineage, or Hub id)."""
         cfg = self.config
-        return [
+        inputs = [
             describe_input(cfg.dataset_name, role="dataset"),
             describe_input(cfg.model_name_or_path, role="base_model"),
         ]
+        if getattr(cfg, "teacher_model_name_or_path", None):  # token-level distillation: the teacher is an input
+            inputs.append(describe_input(cfg.teacher_model_name_or_path, role="teacher"))
+        elif getattr(cfg, "teacher_logits", None):  # offline: the teacher that computed the stored log-probs
+            stored = read_manifest(cfg.teacher_logits)
+            teacher = stored.input("teacher") if stored is not None else None
+            if teacher:
+                inputs.append({**teacher, "via": str(Path(cfg.teacher_logits).resolve())})
+        return inputs
 
     def identity(self) -> dict[str, Any]:
         """What makes a run this run: recipe, family, base model, data fingerprint (or Hub id), data config, LoRA."""
         if self._identity is None:
-            data, base = self.inputs()
+            data, base = self.inputs()[:2]
+            facts = distillation_facts(self.config)
             self._identity = {
                 "recipe": self.name,
                 "family": self.family.name,
@@ -182,6 +201,7 @@ class Recipe:
                 "data": data.get("hub_id") or data.get("fingerprint") or data.get("path"),
                 "dataset_config_name": self.config.dataset_config_name,
                 "use_lora": bool(self.config.use_lora),
+                "teacher": facts and facts["teacher"],
             }
         return self._identity
 
@@ -279,7 +299,7 @@ class Recipe:
         """The training manifest (``output_dir/lamini_lm.json``); ``status="running"`` is the one written at start."""
         cfg, trainer = self.config, self.trainer
         inputs = self.inputs()
-        data, base = inputs
+        data, base = inputs[:2]
         teachers: list[str] = []
         if data.get("artifact"):
             for m in lineage(data["artifact"]):
@@ -301,6 +321,8 @@ class Recipe:
             "seed": cfg.seed,
             "batching": self._batching(world_size),
         }
+        if distillation_facts(cfg):  # what the card says about a token-level distillation run
+            extra["distillation"] = distillation_facts(cfg)
         train_rows = len(trainer.train_dataset) if trainer is not None and trainer.train_dataset is not None else None
         eval_rows = len(trainer.eval_dataset) if trainer is not None and trainer.eval_dataset is not None else None
         extra.update(train_examples=train_rows, eval_examples=eval_rows)
@@ -453,6 +475,7 @@ def merge_lora(adapter_dir: str | os.PathLike, output_dir: str | os.PathLike, mo
     return output_dir
 
 
+TRAIN_DESCRIPTION = "Train a student from a recipe: a family's settings (YAML) with any setting overridden by flag."
 TRAIN_EXAMPLES = """\
   lamini-lm train lamini-flan-t5-77m --output_dir runs/flan-t5-77m
   lamini-lm train recipes/lamini-gpt-124m.yaml --dataset_name data/clean.jsonl --per_device_train_batch_size 8
@@ -469,14 +492,36 @@ def _recipe_file(name: str) -> Path:
         raise UsageError(str(e)) from None
 
 
-def _family_class(family: str) -> type:
+def _family_class(family: str, distill: bool = False) -> type:
+    """The family's recipe config; with ``distill`` (a teacher is named) its distillation config."""
     try:
+        if distill:
+            from lamini_lm.train.distill import distill_config_cls
+
+            return distill_config_cls(family)
         return get_family(family).config_cls
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
 
-def recipe_parser(argv: Sequence[str], prog: str | None = "lamini-lm train") -> tuple[StageParser, str | None]:
+def _keep_teacher_columns(raw, tokenized):
+    """The tokenised rows with the raw rows' stored teacher log-probs beside them (a teacher-logits artifact)."""
+    from lamini_lm.train.distill import TEACHER_COLUMNS
+
+    if not all(c in raw.column_names for c in TEACHER_COLUMNS):
+        return tokenized
+    import datasets
+
+    return datasets.concatenate_datasets([tokenized, raw.select_columns(list(TEACHER_COLUMNS))], axis=1)
+
+
+def recipe_parser(
+    argv: Sequence[str],
+    prog: str | None = "lamini-lm train",
+    extra: Sequence[type] = (),
+    description: str = TRAIN_DESCRIPTION,
+    examples: str = TRAIN_EXAMPLES,
+) -> tuple[StageParser, str | None]:
     """The :class:`StageParser` for ``argv`` (its config class is the recipe's family's) and the recipe's name.
 
     ``argv`` is only read: the recipe is its first token (a shipped name or a YAML file), the family is
@@ -487,17 +532,18 @@ def recipe_parser(argv: Sequence[str], prog: str | None = "lamini-lm train") -> 
     family = family or next((t.split("=", 1)[1] for t in argv if t.startswith("--family=")), None)
     recipe = argv[0] if argv and not argv[0].startswith("-") else None
     path = _recipe_file(recipe) if recipe else None
+    values = load_yaml(path) if path is not None else {}
     if family is None and path is not None:
-        family = load_yaml(path).get("family")
+        family = values.get("family")
         if family is None:
             raise ConfigError(f"{path}: no `family:` setting (seq2seq or causal)")
     if family is None:
         raise ConfigError("give a recipe (a YAML file or a shipped name) or --family seq2seq|causal")
     parser = StageParser(
-        [_family_class(family)],
+        [_family_class(family, wants_distillation(values, argv)), *extra],
         prog=prog,
-        description="Train a student from a recipe: a family's settings (YAML) with any setting overridden by flag.",
-        examples=TRAIN_EXAMPLES,
+        description=description,
+        examples=examples,
         config_for=lambda token: str(path) if path is not None and token == recipe else None,
     )
     return parser, (Path(path).stem if path is not None else None)
@@ -529,5 +575,17 @@ def load_recipe(name_or_path: str | None = None, family: str | None = None, **ov
     family = family or overrides.get("family") or values.get("family")
     if family is None:
         raise ConfigError(f"{source}: no family; give a recipe with a `family:` setting or family='seq2seq'|'causal'")
-    config = config_from_dict(_family_class(family), {**values, **overrides, "family": family}, source)
+    distill = wants_distillation({**values, **overrides})
+    config = config_from_dict(_family_class(family, distill), {**values, **overrides, "family": family}, source)
     return Recipe(config, name=name)
+
+
+def print_recipe_usage(prog: str, description: str, examples: str) -> None:
+    """``--help`` of a stage that reads a recipe, given no recipe yet: the shipped recipes and examples."""
+    from lamini_lm.recipes import list_recipes
+
+    print(f"usage: {prog} RECIPE [--key value ...]\n")
+    print(description)
+    print("Shipped recipes:", ", ".join(list_recipes()))
+    print(f"All settings of a recipe: {prog} <recipe> --help\n")
+    print("examples:\n" + examples)

@@ -1,0 +1,306 @@
+"""Token-level distillation (KD) against sequence-level distillation (SFT on the teacher's greedy outputs), on CPU.
+
+A synthetic task with a known answer: "shift K: c a d" -> each letter moved K places along ten letters ("shift 2: c
+a d" -> "= e h f"). A small teacher (T5 shape, 64 wide; ``--family causal``: GPT-2 shape) is trained on the true
+answers until it is confident (accuracy and mean top-1 probability are printed). Then students (32 wide, the test-
+suite's tiny shapes, a fresh init per seed) get equal compute: the same prompts, steps, batch and learning rate,
+through the library's recipes (``lamini_lm.train.load_recipe``):
+
+* SFT: the family's recipe on the teacher's greedy answers (sequence-level distillation, the paper's method);
+* KD: the distillation recipe, the same rows plus the teacher's next-token distributions
+  (``alpha * CE + (1 - alpha) * T^2 * KL(teacher || student)``).
+
+Held out (prompts never trained on): KL(teacher || student) per response token on the teacher's greedy answers,
+and task accuracy of the student's greedy answer against the true one. Median of 3 seeds. Also the training
+throughput (tokens/s of ``train_runtime``) of KD with the teacher on the same device against SFT.
+
+Usage:
+    python benchmarks/bench_distillation.py                 # ~5 minutes on 2 busy cores
+    python benchmarks/bench_distillation.py --seeds 0 1 2 --train-prompts 48 --steps 120
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import print_machine  # noqa: E402
+
+LETTERS = "abcdefhikm"  # ten letters that the tiny tokenizer keeps as single " x" tokens
+
+
+MAX_SHIFT = 1  # --max-shift: K is drawn from 1..MAX_SHIFT (1: a fixed substitution, learnable by a tiny teacher)
+
+
+def task_rows(n: int, seed: int) -> list[dict[str, str]]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        k = rng.randint(1, MAX_SHIFT)
+        word = [rng.choice(LETTERS) for _ in range(rng.randint(3, 5))]
+        answer = [LETTERS[(LETTERS.index(c) + k) % len(LETTERS)] for c in word]
+        rows.append({"instruction": f"shift {k}: {' '.join(word)}", "response": "= " + " ".join(answer)})
+    return rows
+
+
+def build(family: str, tokenizer, path: Path, width: int, layers: int, seed: int) -> Path:
+    """A fresh model of ``family`` from config: GPT-2 (causal) or T5 (seq2seq) shape, ``width`` wide."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(seed)
+    ids = dict(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    if family == "causal":
+        config = GPT2Config(
+            vocab_size=len(tokenizer), n_positions=128, n_embd=width, n_layer=layers, n_head=2, n_inner=2 * width,
+            bos_token_id=tokenizer.bos_token_id, **ids,
+        )  # fmt: skip
+        model = GPT2LMHeadModel(config)
+    else:
+        config = T5Config(
+            vocab_size=len(tokenizer), d_model=width, d_ff=2 * width, d_kv=16, num_layers=layers, num_heads=2,
+            relative_attention_num_buckets=8, decoder_start_token_id=tokenizer.pad_token_id, **ids,
+        )  # fmt: skip
+        model = T5ForConditionalGeneration(config)
+    model.save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
+    return path
+
+
+def save_rows(rows, path: Path) -> Path:
+    from datasets import Dataset
+
+    Dataset.from_list(rows).save_to_disk(str(path))
+    return path
+
+
+def train(family: str, family_args: dict, out: Path, steps: int, lr: float, batch: int, seed: int):
+    from lamini_lm.train import load_recipe
+
+    lengths = {"max_length": 64} if family == "causal" else {"max_source_length": 16, "max_target_length": 16}
+    if family == "seq2seq":
+        lengths["predict_with_generate"] = False
+    recipe = load_recipe(
+        family=family,
+        output_dir=str(out),
+        per_device_train_batch_size=batch,
+        max_steps=steps,
+        learning_rate=lr,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        eval_split_size=0,
+        eval_strategy="no",
+        save_strategy="no",
+        logging_steps=10**6,
+        use_cpu=True,
+        seed=seed,
+        report_to="none",
+        disable_tqdm=True,
+        **lengths,
+        **family_args,
+    )
+    trainer = recipe.build()
+    lengths = [len(r["input_ids"]) for r in trainer.train_dataset]
+    result = recipe.train()
+    tokens = steps * batch * statistics.mean(lengths)
+    return recipe, tokens / result.metrics["train_runtime"]
+
+
+def greedy(family, model, tokenizer, instructions, max_new_tokens=14) -> list[str]:
+    import torch
+
+    from lamini_lm.families import get_family
+
+    family = get_family(family)
+    tokenizer.padding_side = "left" if family.decoder_only else "right"
+    out = []
+    model.eval()
+    for start in range(0, len(instructions), 32):
+        enc = tokenizer([family.wrap(i) for i in instructions[start : start + 32]], return_tensors="pt", padding=True)
+        with torch.no_grad():
+            gen = model.generate(
+                **enc, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id
+            )
+        new = gen[:, enc["input_ids"].shape[1] :] if family.decoder_only else gen
+        texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+        out += [family.response(t) for t in texts]
+    tokenizer.padding_side = "right"
+    return out
+
+
+def confidence(family, model, rows, tokenizer) -> float:
+    """Mean top-1 probability of the model over the response tokens of ``rows`` (tokenised)."""
+    import torch
+
+    from lamini_lm.families import get_family
+    from lamini_lm.train.distill import response_logits
+
+    family = get_family(family)
+    collate = family.collator(tokenizer)
+    probs = []
+    with torch.no_grad():
+        for start in range(0, len(rows), 32):
+            batch = collate([rows[i] for i in range(start, min(start + 32, len(rows)))])
+            labels = batch["labels"]
+            if family.decoder_only:
+                batch = {k: v for k, v in batch.items() if k != "labels"}
+            logits, _ = response_logits(model(**batch).logits, labels, family.decoder_only)
+            probs += logits.softmax(-1).max(-1).values.tolist()
+    return statistics.mean(probs)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--family", default="seq2seq", choices=["seq2seq", "causal"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--train-prompts", type=int, default=48, help="prompts the students see")
+    p.add_argument("--held-out", type=int, default=200)
+    p.add_argument("--steps", type=int, default=120, help="student steps (both methods)")
+    p.add_argument("--teacher-steps", type=int, default=300)
+    p.add_argument("--teacher-lr", type=float, default=3e-3)
+    p.add_argument("--alpha", type=float, default=0.5)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--max-shift", type=int, default=1, help="K in 1..N (3 needs a bigger teacher than CPU allows)")
+    p.add_argument("--top-k", type=int, nargs="+", default=[8, 20, 50], help="teacher-logits storage to measure")
+    p.add_argument("--out-json", default=None)
+    args = p.parse_args(argv)
+    global MAX_SHIFT
+    MAX_SHIFT = args.max_shift
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import datasets
+    import torch
+    import transformers
+
+    from lamini_lm.toy import build_tiny_tokenizer
+    from lamini_lm.train.data import tokenize_dataset
+    from lamini_lm.train.distill import heldout_divergence
+
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    print_machine()
+    fam = args.family
+    shape = "GPT-2" if fam == "causal" else "T5"
+    started = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-kd-"))
+    tokenizer = build_tiny_tokenizer(tmp / "tok", vocab_size=1024)  # the toy corpus: letters stay single tokens
+
+    # 1. the teacher, trained on the true answers until confident
+    teacher_rows = task_rows(3000, 1000)
+    teacher_path = build(fam, tokenizer, tmp / "teacher-init", width=64, layers=2, seed=1234)
+    teacher_recipe, _ = train(
+        fam,
+        {"model_name_or_path": str(teacher_path), "dataset_name": str(save_rows(teacher_rows, tmp / "teacher-data"))},
+        tmp / "teacher", args.teacher_steps, args.teacher_lr, 32, 1234,
+    )  # fmt: skip
+    teacher = teacher_recipe.trainer.model.eval()
+    held = task_rows(args.held_out, 7)
+    held_ins = [r["instruction"] for r in held]
+    t_answers = greedy(fam, teacher, tokenizer, held_ins)
+    t_acc = statistics.mean(a == r["response"] for a, r in zip(t_answers, held))
+    cfg = teacher_recipe.config
+    held_teacher_rows = tokenize_dataset(
+        datasets.Dataset.from_list([{"instruction": i, "response": a} for i, a in zip(held_ins, t_answers)]),
+        tokenizer, fam, cfg,
+    )  # fmt: skip
+    t_conf = confidence(fam, teacher, held_teacher_rows, tokenizer)
+    print(
+        f"teacher ({fam}): {shape} 64 wide x 2 layers, {sum(p.numel() for p in teacher.parameters()):,} parameters, "
+        f"{args.teacher_steps} steps on 3000 true answers; held-out accuracy {t_acc:.3f}, "
+        f"mean top-1 probability on its answers {t_conf:.3f}"
+    )
+
+    # 2. students: the same prompts, the teacher's greedy answers, equal steps
+    results = {"sft": [], "kd": []}
+    speed = {"sft": [], "kd": []}
+    for seed in args.seeds:
+        prompts = [r["instruction"] for r in task_rows(args.train_prompts, 100 + seed)]
+        answers = greedy(fam, teacher, tokenizer, prompts)
+        data = save_rows([{"instruction": i, "response": a} for i, a in zip(prompts, answers)], tmp / f"d{seed}")
+        for method in ("sft", "kd"):
+            init = build(fam, tokenizer, tmp / f"s{seed}-{method}-init", width=32, layers=2, seed=seed)
+            extra = {"model_name_or_path": str(init), "dataset_name": str(data)}
+            if method == "kd":
+                extra.update(
+                    teacher_model_name_or_path=str(tmp / "teacher"),
+                    alpha=args.alpha,
+                    temperature=args.temperature,
+                    teacher_batch_size=16,
+                )
+            recipe, tps = train(fam, extra, tmp / f"s{seed}-{method}", args.steps, 1e-2, 16, seed)
+            student = recipe.trainer.model.eval()
+            kl = heldout_divergence(student, teacher, held_teacher_rows, fam, tokenizer)
+            s_answers = greedy(fam, student, tokenizer, held_ins)
+            acc = statistics.mean(a == r["response"] for a, r in zip(s_answers, held))
+            results[method].append({"seed": seed, "kl": kl, "accuracy": acc})
+            speed[method].append(tps)
+            print(
+                f"seed {seed} {method:>3}: held-out KL(teacher||student) {kl:.4f}, accuracy {acc:.3f}, "
+                f"{tps:,.0f} tok/s"
+            )
+
+    med = {m: {k: statistics.median(r[k] for r in rs) for k in ("kl", "accuracy")} for m, rs in results.items()}
+    tps = {m: statistics.median(v) for m, v in speed.items()}
+    n_students = sum(p.numel() for p in student.parameters())
+    print(
+        f"\nstudents: {shape} 32 wide x 2 layers ({n_students:,} parameters), {args.train_prompts} prompts, "
+        f"{args.steps} steps x batch 16, lr 1e-2; KD alpha {args.alpha}, temperature {args.temperature}, forward KL"
+    )
+    print(f"held out: {args.held_out} prompts; median of seeds {args.seeds}")
+    print("| method | KL(teacher || student) per token | task accuracy | train tokens/s |")
+    print("| --- | --- | --- | --- |")
+    for m, label in (("sft", "SFT on teacher greedy outputs"), ("kd", "token-level KD")):
+        print(f"| {label} | {med[m]['kl']:.4f} | {med[m]['accuracy']:.3f} | {tps[m]:,.0f} |")
+    ratio = med["kd"]["kl"] / med["sft"]["kl"]
+    gain = med["kd"]["accuracy"] - med["sft"]["accuracy"]
+    print(
+        f"KD/SFT: KL ratio {ratio:.2f} (target <= 0.8), accuracy {gain:+.3f}, "
+        f"throughput {tps['kd'] / tps['sft']:.2f}x (teacher forward on the same CPU)"
+    )
+    # 3. offline teacher logits: storage per response token (lamini-lm teacher-logits on the students' data)
+    from lamini_lm.train.distill import distill_config_cls
+    from lamini_lm.train.teacher_logits import TeacherLogitsArguments, run_teacher_logits
+
+    kd_cfg = dict(teacher_recipe.config.to_dict())
+    storage = {}
+    for k in args.top_k:
+        cfg = distill_config_cls(fam)(
+            model_name_or_path=str(tmp / "teacher"),
+            teacher_model_name_or_path=str(tmp / "teacher"),
+            dataset_name=str(data),
+            output_dir=str(tmp / "unused"),
+            use_cpu=True,
+            eval_split_size=0,
+            **{key: kd_cfg[key] for key in ("max_length", "max_source_length", "max_target_length") if key in kd_cfg},
+        )
+        out = run_teacher_logits(cfg, TeacherLogitsArguments(output=str(tmp / f"logits-k{k}"), top_k=k))
+        from lamini_lm.artifacts import read_manifest
+
+        extra = read_manifest(out).extra
+        storage[k] = extra["bytes_per_position"]
+        print(
+            f"teacher-logits top-{k}: {extra['response_tokens']} response tokens, {extra['bytes_per_position']} bytes "
+            f"per token on disk (int32 ids + float16 log-probs = {6 * k} bytes of payload)"
+        )
+    load = os.getloadavg()
+    print(f"# load average at end: {load[0]:.2f} (1 min); wall {time.perf_counter() - started:.0f} s")
+    if args.out_json:
+        Path(args.out_json).write_text(
+            json.dumps(
+                {"results": results, "median": med, "tokens_per_s": tps, "bytes_per_position": storage}, indent=2
+            )
+        )
+    return 0 if ratio <= 0.8 and med["kd"]["accuracy"] >= med["sft"]["accuracy"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
