@@ -180,7 +180,7 @@ def main(argv=None) -> int:
     import torch
     import transformers
 
-    from lamini_lm.toy import build_tiny_tokenizer
+    from lamini_lm.testing import build_tiny_tokenizer
     from lamini_lm.train.data import tokenize_dataset
     from lamini_lm.train.distill import heldout_divergence
 

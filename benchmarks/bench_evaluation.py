@@ -52,7 +52,7 @@ def main() -> int:
     from lamini_lm.evaluation import evaluate_model
     from lamini_lm.evaluation.demo_tasks import write_demo_tasks
     from lamini_lm.prompts import ALPACA_WRAPPER
-    from lamini_lm.toy import build_tiny_gpt2, build_tiny_tokenizer
+    from lamini_lm.testing import build_tiny_gpt2, build_tiny_tokenizer
 
     datasets.disable_progress_bars()
     torch.set_num_threads(args.threads)

@@ -147,7 +147,7 @@ def main() -> None:
     p.add_argument("--p500", type=float, default=0.02, help="share of requests answered 500")
     a = p.parse_args()
     print_machine(("openai", "datasets", "aiohttp"))
-    from lamini_lm.toy import free_port
+    from lamini_lm.testing import free_port
 
     port = free_port()
     endpoint = start_endpoint(port, a.p429, a.p500)

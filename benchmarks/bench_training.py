@@ -62,7 +62,7 @@ def build_models(work: Path, size: str, rows) -> dict[str, Path]:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
 
-    from lamini_lm.toy import build_tiny_tokenizer
+    from lamini_lm.testing import build_tiny_tokenizer
 
     corpus = [r["instruction"] for r in rows[:2000]] + [r["response"] for r in rows[:2000]]
     tok = build_tiny_tokenizer(work / "tok", corpus=corpus, vocab_size=2048)

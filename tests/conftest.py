@@ -50,7 +50,7 @@ def models_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer(models_dir):
-    from lamini_lm.toy import build_tiny_tokenizer
+    from lamini_lm.testing import build_tiny_tokenizer
 
     return build_tiny_tokenizer(models_dir / "tokenizer")
 
@@ -58,7 +58,7 @@ def tiny_tokenizer(models_dir):
 @pytest.fixture(scope="session")
 def tiny_gpt2(models_dir, tiny_tokenizer) -> Path:
     """Path of a saved tiny GPT-2 with its tokenizer and chat template."""
-    from lamini_lm.toy import build_tiny_gpt2
+    from lamini_lm.testing import build_tiny_gpt2
 
     return build_tiny_gpt2(models_dir / "gpt2", tokenizer=tiny_tokenizer)
 
@@ -66,7 +66,7 @@ def tiny_gpt2(models_dir, tiny_tokenizer) -> Path:
 @pytest.fixture(scope="session")
 def tiny_t5(models_dir, tiny_tokenizer) -> Path:
     """Path of a saved tiny T5 with its tokenizer."""
-    from lamini_lm.toy import build_tiny_t5
+    from lamini_lm.testing import build_tiny_t5
 
     return build_tiny_t5(models_dir / "t5", tokenizer=tiny_tokenizer)
 
@@ -81,7 +81,7 @@ class Teacher:
 @pytest.fixture(scope="session")
 def teacher_server(tiny_gpt2, tmp_path_factory):
     """A real `transformers serve` on the tiny GPT-2 at 127.0.0.1, for the whole session."""
-    from lamini_lm.toy import serve_teacher
+    from lamini_lm.testing import serve_teacher
 
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
     with serve_teacher(tiny_gpt2, log_path=str(log_path)) as base_url:

@@ -133,7 +133,7 @@ class FakeHub:
     def start(self, timeout: float = 30.0) -> FakeHub:
         import uvicorn
 
-        from lamini_lm.toy import free_port
+        from lamini_lm.testing import free_port
 
         self.port = self.port or free_port()
         config = uvicorn.Config(

@@ -42,7 +42,7 @@ STAGES = [
     "lamini_lm.quickstart",
 ]
 # Modules outside the order: the CLI lists every stage, the test kit builds models for any of them.
-OUTSIDE = {"lamini_lm.cli", "lamini_lm.testing", "lamini_lm.toy", "lamini_lm.recipes", "lamini_lm.templates"}
+OUTSIDE = {"lamini_lm.cli", "lamini_lm.testing", "lamini_lm.recipes", "lamini_lm.templates"}
 
 
 def _modules() -> dict[str, Path]:

@@ -223,7 +223,7 @@ def test_kd_run_makes_held_out_divergence_fall_and_only_the_student_learns(
 
 
 def test_mismatched_tokenizer_is_refused_in_one_line(tiny_gpt2, data, tmp_path):
-    from lamini_lm.toy import build_tiny_gpt2, build_tiny_tokenizer
+    from lamini_lm.testing import build_tiny_gpt2, build_tiny_tokenizer
 
     other_tok = build_tiny_tokenizer(tmp_path / "other-tok", corpus=["zebra quokka"] * 10, vocab_size=400)
     other = build_tiny_gpt2(tmp_path / "other", tokenizer=other_tok)

@@ -27,7 +27,10 @@ __all__ = ["STAGES", "configure_logging", "main", "run_stage_main"]
 
 # stage name -> ("module:function" taking (argv, prog) and returning an exit code, one-line help), in pipeline order.
 STAGES: dict[str, tuple[str, str]] = {
-    "toy-models": ("lamini_lm.toy:main", "build a tiny tokenizer, GPT-2 and T5 from config (offline tests, demos)"),
+    "toy-models": (
+        "lamini_lm.testing:main",
+        "build a tiny tokenizer, GPT-2 and T5 from config (offline tests, demos)",
+    ),
     "generate": ("lamini_lm.generation.cli:main", "ask a teacher for instructions or responses (cached, resumable)"),
     "cache": ("lamini_lm.generation.cli:cache_main", "the shared teacher cache: cost by model, export, prune"),
     "build": ("lamini_lm.builders.build:main", "prepare the instructions into the HF cache as lamini_lm/instructions"),

@@ -134,7 +134,7 @@ def _teacher(config: QuickstartConfig, out: Path) -> Iterator[Any]:
         kwargs = {"base_url": config.base_url} if config.base_url else {}
         yield TeacherConfig(model=config.teacher_model, max_tokens=config.max_tokens, **kwargs)
         return
-    from lamini_lm.toy import build_tiny_gpt2, build_tiny_tokenizer, serve_teacher
+    from lamini_lm.testing import build_tiny_gpt2, build_tiny_tokenizer, serve_teacher
 
     teacher_dir = out / "teacher"
     if not (teacher_dir / "config.json").is_file():
@@ -209,7 +209,7 @@ def _train(config: QuickstartConfig, out: Path, release: Path) -> Path:
     if config.is_offline:
         from transformers import AutoTokenizer
 
-        from lamini_lm.toy import build_tiny_t5
+        from lamini_lm.testing import build_tiny_t5
 
         tokenizer = AutoTokenizer.from_pretrained(out / "tokenizer")
         base = build_tiny_t5(out / "student-init", seed=config.seed, tokenizer=tokenizer)

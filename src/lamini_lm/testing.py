@@ -5,7 +5,7 @@ serves as an OpenAI-compatible teacher through ``transformers serve`` (:func:`se
 students that train in seconds on a CPU.
 
 Example:
-    >>> from lamini_lm.toy import build_tiny_gpt2
+    >>> from lamini_lm.testing import build_tiny_gpt2
     >>> path = build_tiny_gpt2("/tmp/tiny-gpt2")  # doctest: +SKIP
     >>> from transformers import AutoModelForCausalLM
     >>> AutoModelForCausalLM.from_pretrained(path)  # doctest: +SKIP
