@@ -23,6 +23,7 @@ from lamini_lm.evaluation import evaluate_model, make_lm
 from lamini_lm.evaluation.demo_tasks import write_demo_tasks
 from lamini_lm.publishing.model import build_model_card
 from lamini_lm.train import load_recipe
+from training_kit import tiny_args
 
 TOY_WRAPPER = "<|user|>\n{instruction}\n<|assistant|>\n"
 TOY_NOTE = "This is a toy chat student: it expects every instruction inside its user/assistant wrapper."
@@ -78,25 +79,7 @@ def toy_student(toy_family, toy_base, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("toy_run")
     Dataset.from_list(ROWS * 2).save_to_disk(str(root / "data"))
-    recipe = load_recipe(
-        family="toy",
-        model_name_or_path=str(toy_base),
-        dataset_name=str(root / "data"),
-        output_dir=str(root / "out"),
-        per_device_train_batch_size=8,
-        gradient_accumulation_steps=1,
-        eval_split_size=0,
-        max_steps=10,
-        learning_rate=1e-2,
-        lr_scheduler_type="constant",
-        logging_steps=1,
-        save_strategy="no",
-        eval_strategy="no",
-        use_cpu=True,
-        seed=0,
-        report_to="none",
-        disable_tqdm=True,
-    )
+    recipe = load_recipe(family="toy", **tiny_args(toy_base, root / "data", root / "out"))
     recipe.train()
     return recipe, root / "out"
 

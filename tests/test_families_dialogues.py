@@ -8,6 +8,7 @@ import copy
 import pytest
 
 from lamini_lm.families import IGNORE_INDEX, get_family, lengths
+from training_kit import tiny_args
 
 DIALOGUE = [
     {"role": "user", "content": "Name three primary colours."},
@@ -106,24 +107,8 @@ def test_a_student_trains_on_a_messages_column(family, fixture, request, tmp_pat
     Dataset.from_list([{"messages": DIALOGUE, "instruction_source": "alpaca", "turns": 3}] * 4).save_to_disk(
         str(tmp_path / "data")
     )
-    recipe = load_recipe(
-        family=family,
-        model_name_or_path=str(model),
-        dataset_name=str(tmp_path / "data"),
-        output_dir=str(tmp_path / "out"),
-        per_device_train_batch_size=4,
-        eval_split_size=0,
-        max_steps=8,
-        learning_rate=1e-2,
-        lr_scheduler_type="constant",
-        logging_steps=1,
-        save_strategy="no",
-        eval_strategy="no",
-        use_cpu=True,
-        seed=0,
-        report_to="none",
-        disable_tqdm=True,
-    )
+    args = tiny_args(model, tmp_path / "data", tmp_path / "out", per_device_train_batch_size=4, max_steps=8)
+    recipe = load_recipe(family=family, **args)
     recipe.train()
     losses = [h["loss"] for h in recipe.trainer.state.log_history if "loss" in h]
     assert len(losses) >= 5 and losses[-1] < losses[0] * 0.8, losses

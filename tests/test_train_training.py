@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from lamini_lm.train import load_recipe
+from training_kit import tiny_args
 
 ROWS = [
     {"instruction": "Name a fruit that is red.", "response": "An apple is red."},
@@ -26,30 +27,6 @@ def data_dir(tmp_path):
     path = tmp_path / "data"
     Dataset.from_list(ROWS * 2).save_to_disk(str(path))
     return path
-
-
-def tiny_args(model, data, out, **kw):
-    args = dict(
-        model_name_or_path=str(model),
-        dataset_name=str(data),
-        output_dir=str(out),
-        per_device_train_batch_size=8,
-        per_device_eval_batch_size=8,
-        gradient_accumulation_steps=1,
-        eval_split_size=0,
-        max_steps=10,
-        learning_rate=1e-2,
-        lr_scheduler_type="constant",
-        logging_steps=1,
-        save_strategy="no",
-        eval_strategy="no",
-        use_cpu=True,
-        seed=0,
-        report_to="none",
-        disable_tqdm=True,
-    )
-    args.update(kw)
-    return args
 
 
 def assert_trained(recipe, before):
