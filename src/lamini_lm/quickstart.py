@@ -159,7 +159,7 @@ def _dataset(config: QuickstartConfig, out: Path, teacher) -> Path:
     from lamini_lm.quality.stages import StageIO, run_dedup, run_filter
 
     seeds = out / "seed_tasks.jsonl"
-    write_text_atomic(seeds, "".join(f'{{"instruction": {json_str(t)}}}\n' for t in SEED_TASKS))
+    write_text_atomic(seeds, "".join(json.dumps({"instruction": t}, ensure_ascii=False) + "\n" for t in SEED_TASKS))
     store = str(out / "teacher.sqlite")
 
     def output(name: str) -> OutputArgs:  # the toy teacher fails often; the quickstart carries on with what parsed
@@ -188,10 +188,6 @@ def _dataset(config: QuickstartConfig, out: Path, teacher) -> Path:
         input=str(source), release_dir=str(out / "dataset"), pretty_name="lamini-lm quickstart", embed="tfidf"
     )
     return run_push_dataset(release).release_dir
-
-
-def json_str(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
 
 
 def _build(release: Path):
