@@ -340,6 +340,8 @@ def main() -> None:
     p.add_argument("--check-rows", type=int, default=5000, help="sample compared with the brute-force rule")
     p.add_argument("--no-extras", action="store_true", help="skip the datasketch, rensa and brute-force parts")
     p.add_argument("--workdir", default=None, help="where corpora are written (default: a temporary folder)")
+    p.add_argument("--keep-corpus", action="store_true", help="keep each corpus (and its labels) to reuse it")
+    p.add_argument("--prepare-only", action="store_true", help="write the corpora (with --keep-corpus) and stop")
     p.add_argument("--plot", default=str(HERE / "bench_dedup.png"))
     p.add_argument("--results", default=None, help="JSON file merging the medians of several invocations (plotted)")
     args = p.parse_args()
@@ -356,12 +358,24 @@ def main() -> None:
     results = []
     for n in args.sizes:
         corpus = work / f"corpus-{n}.jsonl"
+        labels = work / f"corpus-{n}.labels.npz"  # --keep-corpus: the planted labels, to reuse the corpus
         t = time.perf_counter()
-        counts, kinds = write_corpus(corpus, n, args.seed, evals, args.contaminated)
+        params = json.dumps({"seed": args.seed, "contaminated": args.contaminated})
+        saved = np.load(labels) if args.keep_corpus and corpus.exists() and labels.exists() else None
+        if saved is not None and str(saved["params"]) == params:
+            counts, kinds = json.loads(str(saved["counts"])), saved["kinds"]
+            verb = "reused"
+        else:
+            counts, kinds = write_corpus(corpus, n, args.seed, evals, args.contaminated)
+            if args.keep_corpus:
+                np.savez(labels, kinds=kinds, counts=json.dumps(counts), params=params)
+            verb = "written"
         print(
-            f"# {n:,} rows: {corpus.stat().st_size / 1e9:.2f} GB of JSONL written in {time.perf_counter() - t:.0f}s; "
+            f"# {n:,} rows: {corpus.stat().st_size / 1e9:.2f} GB of JSONL {verb} in {time.perf_counter() - t:.0f}s; "
             f"{counts}; load average {os.getloadavg()[0]:.2f}"
         )
+        if args.prepare_only:
+            continue
         repeats = args.repeats if n <= 2_580_000 else 1
         runs = []
         for rep in range(repeats):
@@ -406,7 +420,10 @@ def main() -> None:
         results.append(med)
         for line in accuracy(n, kinds, work / "dedup", work / "clean"):
             print("  " + line)
-        corpus.unlink()
+        if not args.keep_corpus:
+            corpus.unlink()
+    if args.prepare_only:
+        return
     print("\n| rows | runs | dedup s | decontaminate s | total s | µs/row | peak RSS GB (process) | (+ workers) |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
