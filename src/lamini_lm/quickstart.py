@@ -375,8 +375,11 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
         timings[name] = round(time.perf_counter() - start, 1)
         logger.info("quickstart: %s done in %.1fs", name, timings[name])
 
-    with _teacher(config, out) as teacher, timed("dataset"):
-        release = _dataset(config, out, teacher)
+    with contextlib.ExitStack() as stack:
+        with timed("teacher"):  # offline: built and fitted on the first run, then served
+            teacher = stack.enter_context(_teacher(config, out))
+        with timed("dataset"):
+            release = _dataset(config, out, teacher)
     with timed("build"):
         built = _build(release)
     with timed("train"):

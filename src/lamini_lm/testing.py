@@ -1,8 +1,9 @@
 """Tiny models built on the spot: a tokenizer trained with ``tokenizers``, a GPT-2 and a T5 from config.
 
 They let the test suite and the offline quickstart run every stage for real with no network: the tiny GPT-2
-serves as an OpenAI-compatible teacher through ``transformers serve`` (:func:`serve_teacher`), and both are
-students that train in seconds on a CPU.
+serves as an OpenAI-compatible teacher through ``transformers serve`` (:func:`serve_teacher`), fitted first if its
+answers should parse (:func:`fit_tiny_teacher`: the offline quickstart teaches it ``<example>`` lists), and both
+are students that train in seconds on a CPU.
 
 Example:
     >>> from lamini_lm.testing import build_tiny_gpt2

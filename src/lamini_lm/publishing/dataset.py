@@ -145,10 +145,11 @@ _GENERATION_STAGES = {"generate_instructions": "instructions", "generate_respons
                       "generate_dialogues": "dialogues"}  # fmt: skip
 
 
-def _prompts_used(manifest: Manifest | None, ds: datasets.Dataset) -> dict[str, str]:
+def _prompts_used(manifest: Manifest | None, ds: datasets.Dataset, upstream: Sequence[str] = ()) -> dict[str, str]:
     """``{prompt name: hash}`` of the prompts the records say were used (manifest, or the data's version columns).
 
-    An instruction-generation prompt named only by a manifest is listed when rows it produced are in the data
+    ``upstream``: hashes recorded further up the lineage (:func:`_spend`). An instruction-generation prompt named
+    only by a manifest is listed when rows it produced are in the data
     (their ``instruction_source``): a strategy whose every instruction was dropped did not make this data.
     A hash this version of lamini-lm does not know is listed under its own value.
     """
@@ -157,7 +158,7 @@ def _prompts_used(manifest: Manifest | None, ds: datasets.Dataset) -> dict[str, 
         from_rows |= {h for h in _column_values(ds, col) if h}
     sources = set(_column_values(ds, "instruction_source"))
     hashes = set(from_rows)
-    for h in set((manifest.prompt_hashes or {}).values()) if manifest else set():
+    for h in {*((manifest.prompt_hashes or {}).values() if manifest else ()), *upstream}:
         strategy = next((name for name in _STRATEGY_SOURCES if PROMPT_HASHES[name] == h), None)
         if strategy is None or _STRATEGY_SOURCES[strategy] & sources:
             hashes.add(h)
@@ -192,6 +193,7 @@ def _spend(inputs: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
                         "completion_tokens": int(tokens.get("completion") or 0),
                         "cost_usd": m.cost_usd,
                         "models": list(m.teacher_models or []),
+                        "prompt_hashes": dict(m.prompt_hashes or {}),
                     }
                 )
     return spend
@@ -361,7 +363,7 @@ def build_release(
         tokens=tokens,
         cost_usd=cost,
         teacher_models=_models(manifest, ds, "teacher_model"),
-        prompt_hashes=_prompts_used(manifest, ds) or None,
+        prompt_hashes=_prompts_used(manifest, ds, [h for s in spend for h in s["prompt_hashes"].values()]) or None,
         reports=upstream,
     )
     public = ds.remove_columns(dropped_columns) if dropped_columns else ds
