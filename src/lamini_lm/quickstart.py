@@ -265,7 +265,7 @@ def _dataset(config: QuickstartConfig, out: Path, teacher) -> Path:
     run_dedup(StageIO(input=str(out / "responses"), output=str(out / "dedup")), DedupConfig())
     filtered = run_filter(StageIO(input=str(out / "dedup"), output=str(out / "filtered")), FilterConfig())
     source = out / "filtered"
-    if filtered.rows_out < 4:  # the random offline teacher can fail every filter; release the deduplicated rows
+    if filtered.rows_out < 4:  # a toy teacher can fail every filter; release the deduplicated rows then
         logger.warning(
             "only %d rows pass the filters; the quickstart releases the deduplicated rows", filtered.rows_out
         )
