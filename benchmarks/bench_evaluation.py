@@ -36,7 +36,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each side (median quoted)")
     parser.add_argument("--rows", type=int, default=200, help="examples per task")
     parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--tasks", nargs="+", default=["sciq", "rte", "record", "hellaswag"])
+    parser.add_argument(
+        "--tasks", nargs="+", default=["demo_choice", "demo_entailment", "demo_cloze", "demo_completion"]
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

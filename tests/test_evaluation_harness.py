@@ -40,12 +40,12 @@ def test_causal_student_scores_every_task_with_the_paper_metric(tiny_gpt2, demo_
     results = evaluate_model(tiny_gpt2, DEMO_TASKS, include_path=demo_tasks, **RUN)
     tasks = results["tasks"]
     assert set(tasks) == set(DEMO_TASKS)
-    # Paper tasks get the paper's metric whatever the YAML lists first; others their first listed metric.
+    # Demo tasks report their first listed metric: the one of the paper task each is shaped like.
     assert {t: tasks[t]["metric"] for t in tasks} == {
-        "sciq": "acc_norm",
-        "rte": "acc",
-        "record": "f1",
-        "hellaswag": "acc_norm",
+        "demo_choice": "acc_norm",
+        "demo_entailment": "acc",
+        "demo_cloze": "f1",
+        "demo_completion": "acc_norm",
         "demo_generate": "exact_match",
     }
     raw = results["lm_eval"]["results"]
@@ -61,7 +61,7 @@ def test_wrapper_reaches_the_causal_model(tiny_gpt2, demo_tasks):
     lm = make_lm(tiny_gpt2, batch_size=4, device="cpu")
     seen, handle = _capture_inputs(lm)
     try:
-        evaluate_model(lm, ["sciq", "demo_generate"], include_path=demo_tasks, limit=3, **RUN)
+        evaluate_model(lm, ["demo_choice", "demo_generate"], include_path=demo_tasks, limit=3, **RUN)
     finally:
         handle.remove()
     prefix = ALPACA_WRAPPER.split("{instruction}")[0]
@@ -77,7 +77,7 @@ def test_no_wrapper_shows_raw_context(tiny_gpt2, demo_tasks):
     lm = make_lm(tiny_gpt2, wrapper=False, batch_size=4, device="cpu")
     seen, handle = _capture_inputs(lm)
     try:
-        results = evaluate_model(lm, ["sciq"], include_path=demo_tasks, limit=3, **RUN)
+        results = evaluate_model(lm, ["demo_choice"], include_path=demo_tasks, limit=3, **RUN)
     finally:
         handle.remove()
     assert seen and all(s.startswith("Question: What is") for s in seen)
@@ -90,12 +90,12 @@ def test_seq2seq_student_gets_seq2seq_backend_and_raw_instruction(tiny_t5, demo_
     assert lm.backend == "seq2seq" and lm.family == "seq2seq"
     seen, handle = _capture_inputs(lm)
     try:
-        results = evaluate_model(lm, ["sciq", "rte"], include_path=demo_tasks, **RUN)
+        results = evaluate_model(lm, ["demo_choice", "demo_entailment"], include_path=demo_tasks, **RUN)
     finally:
         handle.remove()
     encoder_inputs = [s for s in seen if "Question:" in s]
     assert encoder_inputs and not any("### Instruction" in s for s in seen)
-    assert results["family"] == "seq2seq" and set(results["tasks"]) == {"sciq", "rte"}
+    assert results["family"] == "seq2seq" and set(results["tasks"]) == {"demo_choice", "demo_entailment"}
 
 
 def test_equals_plain_lm_eval_with_the_wrapper_in_the_task(tiny_gpt2, demo_tasks, tmp_path):
@@ -106,7 +106,7 @@ def test_equals_plain_lm_eval_with_the_wrapper_in_the_task(tiny_gpt2, demo_tasks
     from lm_eval.tasks import TaskManager
 
     wrapped_tasks = write_demo_tasks(tmp_path / "wrapped", n=12, template=ALPACA_WRAPPER)
-    tasks = ["sciq", "rte", "record"]
+    tasks = ["demo_choice", "demo_entailment", "demo_cloze"]
     ours = evaluate_model(tiny_gpt2, tasks, include_path=demo_tasks, batch_size=4, log_samples=True, **RUN)
     raw = lm_eval.simple_evaluate(
         model=HFLM(pretrained=str(tiny_gpt2), backend="causal", device="cpu", batch_size=4),
@@ -127,22 +127,24 @@ def test_equals_plain_lm_eval_with_the_wrapper_in_the_task(tiny_gpt2, demo_tasks
 
 
 def test_unknown_metric_override_names_the_task(tiny_gpt2, demo_tasks):
-    with pytest.raises(KeyError, match="sciq.*bleu"):
-        evaluate_model(tiny_gpt2, ["sciq"], include_path=demo_tasks, limit=2, metrics={"sciq": "bleu"}, **RUN)
+    with pytest.raises(KeyError, match="demo_choice.*bleu"):
+        evaluate_model(
+            tiny_gpt2, ["demo_choice"], include_path=demo_tasks, limit=2, metrics={"demo_choice": "bleu"}, **RUN
+        )
 
 
 def test_cli_writes_json_markdown_and_csv(tiny_gpt2, demo_tasks, tmp_path, capsys):
     from lamini_lm.cli import main
 
     out = tmp_path / "eval"
-    argv = ["evaluate", str(tiny_gpt2), "--tasks", "sciq", "rte", "--include_path", str(demo_tasks)]
+    argv = ["evaluate", str(tiny_gpt2), "--tasks", "demo_choice", "demo_entailment", "--include_path", str(demo_tasks)]
     argv += ["--no-include-defaults", "--device", "cpu", "--bootstrap_iters", "0", "--output_dir", str(out)]
     argv += ["--log_samples", "--limit", "4"]
     assert main(argv) == 0
     results = load_results(out / "results.json")
-    assert set(results["tasks"]) == {"sciq", "rte"}
+    assert set(results["tasks"]) == {"demo_choice", "demo_entailment"}
     table = (out / "results.md").read_text()
-    assert "| sciq | acc_norm |" in table and "| Average |" in table
+    assert "| demo_choice | acc_norm |" in table and "| Average |" in table
     assert (out / "results.csv").read_text().splitlines()[0] == f"task,metric,{tiny_gpt2.name}"
     assert "Average" in capsys.readouterr().out
     json.loads((out / "results.json").read_text())  # plain JSON, no NaN or objects
@@ -150,9 +152,12 @@ def test_cli_writes_json_markdown_and_csv(tiny_gpt2, demo_tasks, tmp_path, capsy
 
     manifest = read_manifest(out)  # the evaluation is an artifact whose input is the student
     assert manifest.stage == "evaluate" and manifest.input("model")["path"] == str(tiny_gpt2.resolve())
-    assert manifest.extra["average"] == results["average"] and set(manifest.extra["tasks"]) == {"sciq", "rte"}
+    assert manifest.extra["average"] == results["average"] and set(manifest.extra["tasks"]) == {
+        "demo_choice",
+        "demo_entailment",
+    }
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    assert len(samples) == 8 and {s["task"] for s in samples} == {"sciq", "rte"}
+    assert len(samples) == 8 and {s["task"] for s in samples} == {"demo_choice", "demo_entailment"}
     # The logged request is what the model was shown: the wrapped context.
     assert all(s["arguments"][0][0].startswith(ALPACA_WRAPPER.split("{instruction}")[0]) for s in samples)
 
@@ -167,14 +172,14 @@ def test_registered_with_plain_lm_eval(tiny_gpt2, demo_tasks):
     raw = lm_eval.simple_evaluate(
         model="lamini",
         model_args=f"pretrained={tiny_gpt2},family=causal,wrap=False",
-        tasks=["rte"],
+        tasks=["demo_entailment"],
         limit=2,
         device="cpu",
         task_manager=TaskManager(include_path=str(demo_tasks), include_defaults=False),
         bootstrap_iters=0,
     )
     assert raw["config"]["lamini_family"] == "causal" and raw["config"]["lamini_wrapper"] is False
-    assert not raw["samples"]["rte"][0]["arguments"][0][0].startswith("Below is an instruction")
+    assert not raw["samples"]["demo_entailment"][0]["arguments"][0][0].startswith("Below is an instruction")
 
 
 @pytest.mark.parametrize("model", ["nope_model", "runs/nope"])
@@ -206,5 +211,5 @@ def test_demo_tasks_name_their_data_by_absolute_path(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     folder = write_demo_tasks("tasks", n=2)
-    text = (folder / "sciq.yaml").read_text()
-    assert str(tmp_path / "tasks" / "sciq.jsonl") in text  # evaluating from another folder still finds it
+    text = (folder / "demo_choice.yaml").read_text()
+    assert str(tmp_path / "tasks" / "demo_choice.jsonl") in text  # evaluating from another folder still finds it

@@ -166,7 +166,12 @@ def test_toy_student_evaluates_with_its_wrapper(toy_student, tmp_path):
     handle = lm.model.register_forward_pre_hook(hook, with_kwargs=True)
     try:
         results = evaluate_model(
-            lm, ["sciq", "demo_generate"], include_path=tasks, include_defaults=False, limit=3, bootstrap_iters=0
+            lm,
+            ["demo_choice", "demo_generate"],
+            include_path=tasks,
+            include_defaults=False,
+            limit=3,
+            bootstrap_iters=0,
         )
     finally:
         handle.remove()
@@ -177,7 +182,7 @@ def test_toy_student_evaluates_with_its_wrapper(toy_student, tmp_path):
     assert all(s.startswith("<|user|>\nRepeat the number") for s in gen)
     assert not any("### Instruction" in s for s in seen)
     assert results["family"] == "toy" and results["prompt_hash"] == prompts.prompt_hash(TOY_WRAPPER)
-    assert set(results["tasks"]) == {"sciq", "demo_generate"}
+    assert set(results["tasks"]) == {"demo_choice", "demo_generate"}
 
 
 def test_toy_student_gets_its_card(toy_student):

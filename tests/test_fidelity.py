@@ -199,9 +199,9 @@ def test_a_long_instruction_is_cut_before_the_wrapper_tail_at_inference(tiny_gpt
 
 
 def _demo(name: str) -> str:
-    from lamini_lm.evaluation.demo_tasks import DEMO_TASKS
+    from lamini_lm.evaluation.demo_tasks import SHAPED_LIKE
 
-    return next(t for t in DEMO_TASKS if name in t)  # "sciq" or, once renamed, "demo_sciq"
+    return next(t for t, paper in SHAPED_LIKE.items() if paper == name)  # "sciq" -> "demo_choice"
 
 
 def test_evaluate_clean_against_scores_each_task_on_its_clean_subset_too(tiny_gpt2, tmp_path, capsys):

@@ -159,7 +159,7 @@ def test_evaluation_is_zero_shot_even_for_a_task_that_asks_for_shots(tiny_gpt2, 
     from lamini_lm.evaluation.demo_tasks import write_demo_tasks
 
     tasks = write_demo_tasks(tmp_path / "tasks", n=8)
-    yaml = (tasks / "rte.yaml").read_text().replace("task: rte", "task: shots_rte")
+    yaml = (tasks / "demo_entailment.yaml").read_text().replace("task: demo_entailment", "task: shots_rte")
     (tasks / "shots_rte.yaml").write_text(yaml + "num_fewshot: 3\nfewshot_split: test\n")
     run = {"limit": 2, "bootstrap_iters": 0, "log_samples": True}
     results = evaluate_model(

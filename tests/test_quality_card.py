@@ -166,3 +166,58 @@ def test_release_leaves_out_failed_rows_and_keeps_user_files(tmp_path):
     with pytest.raises(OutputExistsError, match="notes.txt"):
         build_release(ds, mine, embed="none")
     assert (mine / "notes.txt").read_text() == "keep me" and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+def test_card_renders_only_what_the_records_say(tmp_path, monkeypatch):
+    """Spend of every generation stage upstream (instructions too, never "$0.00" for money spent), only the prompt
+    strategies whose rows are in the data, local teachers by absolute path and what their manifest says they are."""
+    monkeypatch.chdir(tmp_path)
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    Manifest(stage="toy-teacher", extra={"description": "a toy GPT-2"}).save(teacher)
+    instructions, responses = tmp_path / "instructions", tmp_path / "responses"
+    made = Manifest(
+        stage="generate_instructions",
+        tokens={"prompt": 600, "completion": 200},
+        cost_usd=0.0009,
+        teacher_models=["teacher"],
+        prompt_hashes={
+            "example_guided": PROMPT_HASHES["example_guided"],
+            "topic_guided": PROMPT_HASHES["topic_guided"],
+        },
+    )
+    made.save(instructions.mkdir() or instructions)
+    answered = Manifest(
+        stage="generate_responses",
+        inputs=[{"role": "input", "artifact": str(instructions), "manifest_id": made.id}],
+        tokens={"prompt": 400, "completion": 100},
+        cost_usd=0.0003,
+        teacher_models=["teacher"],
+        prompt_hashes={"system_message": PROMPT_HASHES["system_message"]},
+    )
+    answered.save(responses.mkdir() or responses)
+    ds = datasets.Dataset.from_dict(
+        {
+            "instruction": ["Name a colour.", "Which planet is closest to the sun?"],
+            "response": ["Red.", "Mercury."],
+            "instruction_source": ["alpaca", "self_instruct_without_topic"],
+            "teacher_model": ["teacher", "teacher"],
+            "instruction_model": [None, "teacher"],
+        }
+    )
+    entry = {"role": "input", "artifact": str(responses), "manifest_id": answered.id}
+    out = build_release(ds, tmp_path / "release", manifest=answered, inputs=[entry], embed="none")
+    text = (out / "README.md").read_text()
+    assert "Cost: $0.0012" in text and "$0.00 " not in text and "$0.00\n" not in text
+    assert "Tokens: 1,000 prompt + 300 completion (responses 400 + 100; instructions 600 + 200)" in text
+    assert "example_guided" in text and "topic_guided" not in text  # no topic-guided row made it here
+    assert f"Teacher model(s) for responses: {teacher} (a toy GPT-2)" in text
+    assert "instructions from existing datasets and instructions the" in text and "Decontamination" not in text
+    assert read_manifest(out).cost_usd == pytest.approx(0.0012)
+
+    # The same teacher unpriced, and data with no generated row: said so, not "$0.00", no generation claimed.
+    free = Manifest(stage="generate_responses", tokens={"prompt": 40, "completion": 10}, cost_usd=0.0)
+    text = dataset_card(ds.select([0]), free).text
+    assert "Cost: not priced ($0 recorded" in text and "$0.00" not in text
+    assert "Teacher model(s) for generated instructions: none" in text
+    assert "): instructions from existing datasets, answered by the teacher" in text

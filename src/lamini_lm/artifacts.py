@@ -52,6 +52,7 @@ __all__ = [
     "artifact_output",
     "check_output",
     "describe_input",
+    "describe_model",
     "fingerprint",
     "git_commit",
     "is_hub_id",
@@ -152,6 +153,25 @@ def git_commit(path: str | os.PathLike | None = None) -> str | None:
 def is_hub_id(value: str) -> bool:
     """Whether ``value`` reads as a Hub repo id rather than a local path (it is not an existing path either)."""
     return bool(_HUB_ID.match(value)) and not Path(value).exists() and not value.endswith((".json", ".jsonl"))
+
+
+def describe_model(name: str) -> str:
+    """A model name as a card shows it: a Hub id or an API model name as recorded; a local folder by its absolute
+    path and what the folder's own manifest says it is (``extra["description"]``), else "a local model folder".
+
+    Example:
+        >>> describe_model("gpt-4o-mini")
+        'gpt-4o-mini'
+    """
+    path = Path(name)
+    if is_hub_id(name) or not path.is_dir():
+        return name
+    try:
+        manifest = read_manifest(path)
+    except DataError:  # a broken manifest there says nothing about the model
+        manifest = None
+    what = (manifest.extra.get("description") if manifest is not None else None) or "a local model folder"
+    return f"{path.resolve()} ({what})"
 
 
 def fingerprint(path: str | os.PathLike) -> str:

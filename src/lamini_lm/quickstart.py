@@ -11,8 +11,8 @@ the teacher's answers).
    shards, plots and the dataset card (``run_push_dataset`` without a repo), built into the datasets cache as
    ``lamini_lm/instructions`` (``run_build``), so ``load_dataset("lamini_lm/instructions")`` works afterwards;
 5. ``student/``: the LaMini-Flan-T5-77M recipe at toy scale (``lamini_lm.train.load_recipe``);
-6. ``eval/``: its zero-shot scores (``run_evaluate``: a few of the paper's tasks with a teacher online, small local
-   tasks shaped like them offline);
+6. ``eval/``: its zero-shot scores (``run_evaluate``: a few of the paper's tasks with a teacher online; offline,
+   the synthetic ``demo_*`` tasks of ``lamini_lm.evaluation.demo_tasks``, which are not the paper's);
 7. the student's model card (``lamini_lm.publishing.model``, from the manifests), and a push with
    ``--push_to_hub USER/NAME``.
 
@@ -35,10 +35,10 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-from lamini_lm.artifacts import MANIFEST_FILE, Manifest, check_output, describe_input
+from lamini_lm.artifacts import MANIFEST_FILE, Manifest, check_output, describe_input, read_manifest
 from lamini_lm.io import write_json, write_text_atomic
 
-__all__ = ["SEED_TASKS", "QuickstartConfig", "main", "run_quickstart"]
+__all__ = ["SEED_ANSWERS", "SEED_TASKS", "TOY_INSTRUCTIONS", "QuickstartConfig", "main", "run_quickstart"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +64,50 @@ SEED_TASKS = [
     "What are some things you can do to de-stress?",
 ]
 
+# Offline only: what the tiny local teacher is fitted to say (see _toy_teacher_lessons). Its answers to the seed
+# tasks, and the new instructions it learns to write in <example> tags (not copies of the seeds, so that they
+# survive deduplication against them) with their answers.
+SEED_ANSWERS = {
+    "Name three primary colours.": "Red, yellow and blue.",
+    "What is the capital of France?": "Paris.",
+    "Translate 'good morning' into Spanish.": "Buenos dias.",
+    "Give an antonym of the word 'happy'.": "Sad.",
+    "How many legs does a spider have?": "Eight.",
+    "Suggest a name for a pet goldfish.": "Bubbles.",
+    "What is 12 plus 30?": "42.",
+    "Write a haiku about rain.": "Soft rain on the roof, puddles gather in the street, the garden drinks deep.",
+    "List two fruits that are rich in vitamin C.": "Oranges and kiwis.",
+    "Explain why the sky is blue in one sentence.": "Air scatters blue sunlight more than the other colours.",
+    "Rewrite this sentence in the past tense: I walk to school.": "I walked to school.",
+    "What gas do plants absorb from the air?": "Carbon dioxide.",
+    "Give me three tips for staying focused while studying.": "Put the phone away, take short breaks, set a goal.",
+    "Classify the following animal as a mammal or a bird: penguin.": "A bird.",
+    "Write a short thank-you note to a colleague.": "Thank you for your help this week; it made a real difference.",
+    "What are some things you can do to de-stress?": "Go for a walk, breathe slowly and talk to a friend.",
+}
+TOY_INSTRUCTIONS = {
+    "Name two animals that live in the sea.": "Dolphins and octopuses.",
+    "Which planet is closest to the sun?": "Mercury.",
+    "Write one sentence about autumn leaves.": "Red and gold leaves drift slowly to the ground.",
+    "How many days are there in a week?": "Seven.",
+    "Suggest a title for a story about a lost key.": "The Key Under the Stairs.",
+    "What colour do you get by mixing blue and yellow?": "Green.",
+    "List three things to pack for a picnic.": "Sandwiches, fruit and a blanket.",
+    "Convert two hours into minutes.": "120 minutes.",
+    "Describe a cat in three words.": "Soft, curious, independent.",
+    "Why do people need to drink water?": "Water keeps the body hydrated and working.",
+    "Recommend a hobby for a rainy afternoon.": "Reading a good book.",
+    "Tell me one fact about the moon.": "The moon orbits the Earth about once a month.",
+}
+
 OFFLINE_BANNER = """\
 ================================================================================
  lamini-lm quickstart: OFFLINE MODE
- No OPENAI_API_KEY and no --base_url: the teacher is a tiny GPT-2 with random
- weights, built and served on this machine, and the student is a tiny model
- built on the spot. Every stage runs for real, but the teacher's answers are
- noise: this run checks the machinery, not the quality of the herd.
+ No OPENAI_API_KEY and no --base_url: the teacher is a tiny GPT-2 built on
+ this machine and fitted for a few seconds to write <example> lists and short
+ answers like the seed tasks', then served here; the student is a tiny model
+ built on the spot. Every stage runs for real on what the toy teacher wrote,
+ but this run checks the machinery, not the quality of the herd.
  Set OPENAI_API_KEY (or --base_url http://host:port/v1) for a real teacher.
 ================================================================================"""
 
@@ -100,7 +137,7 @@ class QuickstartConfig:
     # Evaluation
     eval_tasks: list[str] = field(
         default_factory=lambda: ["sciq", "rte", "arc_challenge"],
-        metadata={"help": "lm-eval tasks (online only; offline: small local tasks shaped like the paper's)"},
+        metadata={"help": "lm-eval tasks (online only; offline: the synthetic demo_* tasks, not the paper's)"},
     )
     eval_limit: int = field(default=50, metadata={"help": "examples per evaluation task"})
     # Publishing
@@ -134,14 +171,63 @@ def _teacher(config: QuickstartConfig, out: Path) -> Iterator[Any]:
         kwargs = {"base_url": config.base_url} if config.base_url else {}
         yield TeacherConfig(model=config.teacher_model, max_tokens=config.max_tokens, **kwargs)
         return
-    from lamini_lm.testing import build_tiny_gpt2, build_tiny_tokenizer, serve_teacher
+    from lamini_lm.testing import serve_teacher
 
-    teacher_dir = out / "teacher"
-    if not (teacher_dir / "config.json").is_file():
-        tokenizer = build_tiny_tokenizer(out / "tokenizer", corpus=SEED_TASKS)
-        build_tiny_gpt2(teacher_dir, seed=config.seed, tokenizer=tokenizer)
+    # An absolute path: the model name every record (store keys, manifests, cards) carries for this teacher.
+    teacher_dir = (out / "teacher").resolve()
+    if read_manifest(teacher_dir) is None:  # none yet, or an earlier run stopped before its fitting ended
+        _toy_teacher(teacher_dir, out, config.seed)
     with serve_teacher(teacher_dir, log_path=str(out / "teacher-serve.log")) as base_url:
-        yield TeacherConfig(base_url=base_url, model=str(teacher_dir), max_tokens=48, concurrency=4, max_retries=2)
+        yield TeacherConfig(base_url=base_url, model=str(teacher_dir), max_tokens=64, concurrency=4, max_retries=2)
+
+
+TOY_TEACHER_STAGE = "toy-teacher"
+
+
+def _toy_teacher_lessons(seed: int) -> list[tuple[list[dict], str]]:
+    """What the tiny teacher is fitted on, as the requests of the quickstart render them: the paper's
+    example-guided prompt (three seed tasks in ``<example>`` tags) answered by two of :data:`TOY_INSTRUCTIONS` in
+    ``<example>`` tags, and each seed task and toy instruction (under the paper's system message) answered."""
+    import random
+
+    from lamini_lm.prompts import SYSTEM_MESSAGE, example_guided_prompt
+
+    rng = random.Random(seed)
+    new = list(TOY_INSTRUCTIONS)
+    lessons = []
+    for _ in range(96):
+        prompt = example_guided_prompt(rng.sample(SEED_TASKS, 3), n=20)
+        answer = "\n".join(f"<example>{x}</example>" for x in rng.sample(new, 2))
+        lessons.append(([{"role": "user", "content": prompt}], answer))
+    for instruction, answer in {**SEED_ANSWERS, **TOY_INSTRUCTIONS}.items():
+        messages = [{"role": "system", "content": SYSTEM_MESSAGE}, {"role": "user", "content": instruction}]
+        lessons += [(messages, answer)] * 2
+    return lessons
+
+
+def _toy_teacher(teacher_dir: Path, out: Path, seed: int) -> Path:
+    """Build the tiny GPT-2 teacher and fit it on :func:`_toy_teacher_lessons` (seconds on a CPU); its manifest,
+    written last, says what it is and marks it complete."""
+    from lamini_lm.prompts import format_examples
+    from lamini_lm.testing import build_tiny_gpt2, build_tiny_tokenizer, fit_tiny_teacher
+
+    start = time.perf_counter()
+    corpus = [*SEED_TASKS, *SEED_ANSWERS.values(), format_examples(list(TOY_INSTRUCTIONS)), *TOY_INSTRUCTIONS.values()]
+    tokenizer = build_tiny_tokenizer(out / "tokenizer", corpus=corpus)
+    build_tiny_gpt2(teacher_dir, seed=seed, tokenizer=tokenizer)
+    fit = fit_tiny_teacher(teacher_dir, _toy_teacher_lessons(seed), seed=seed)
+    seconds = round(time.perf_counter() - start, 1)
+    logger.info("toy teacher fitted in %.1fs (loss %.2f -> %.2f)", seconds, fit["first_loss"], fit["last_loss"])
+    Manifest(
+        stage=TOY_TEACHER_STAGE,
+        config={"seed": seed},
+        timings={"seconds": seconds},
+        extra={
+            "description": "tiny local GPT-2 built by lamini_lm.testing, fitted on the quickstart's seed tasks",
+            **fit,
+        },
+    ).save(teacher_dir)
+    return teacher_dir
 
 
 def _dataset(config: QuickstartConfig, out: Path, teacher) -> Path:
@@ -179,7 +265,7 @@ def _dataset(config: QuickstartConfig, out: Path, teacher) -> Path:
     run_dedup(StageIO(input=str(out / "responses"), output=str(out / "dedup")), DedupConfig())
     filtered = run_filter(StageIO(input=str(out / "dedup"), output=str(out / "filtered")), FilterConfig())
     source = out / "filtered"
-    if filtered.rows_out < 4:  # the random offline teacher can fail every filter; release the deduplicated rows
+    if filtered.rows_out < 4:  # a toy teacher can fail every filter; release the deduplicated rows then
         logger.warning(
             "only %d rows pass the filters; the quickstart releases the deduplicated rows", filtered.rows_out
         )
@@ -212,7 +298,7 @@ def _train(config: QuickstartConfig, out: Path, release: Path) -> Path:
     recipe = load_recipe(
         "lamini-flan-t5-77m",
         model_name_or_path=str(base),
-        dataset_name=str(release),
+        dataset_name=str(release.resolve()),  # the card and manifest name it wherever they are read
         output_dir=str(out / "student"),
         overwrite_output_dir=True,  # the quickstart's own student of an earlier run
         resume_from_checkpoint="none",
@@ -289,8 +375,11 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
         timings[name] = round(time.perf_counter() - start, 1)
         logger.info("quickstart: %s done in %.1fs", name, timings[name])
 
-    with _teacher(config, out) as teacher, timed("dataset"):
-        release = _dataset(config, out, teacher)
+    with contextlib.ExitStack() as stack:
+        with timed("teacher"):  # offline: built and fitted on the first run, then served
+            teacher = stack.enter_context(_teacher(config, out))
+        with timed("dataset"):
+            release = _dataset(config, out, teacher)
     with timed("build"):
         built = _build(release)
     with timed("train"):
@@ -300,15 +389,22 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     with timed("model card"):
         card = _model_card(config, student)
     artifacts = ["instructions", "responses", "dedup", "filtered", "dataset", "student", "eval"]
+    generated = read_manifest(out / "instructions")
+    parsed = generated.report("parse_instructions") if generated is not None else None
+    released = read_manifest(release)
     summary = {
         "offline": config.is_offline,
+        "instructions_parsed": parsed.rows_out if parsed else 0,
+        "instruction_requests": parsed.details.get("requests") if parsed else 0,
         "rows": built.num_rows.get("all"),
+        "sources": (released.extra.get("stats") or {}).get("counts", {}) if released is not None else {},
         "dataset": str(release),
         "load_dataset": "lamini_lm/instructions",
         "student": str(student),
         "evaluation": str(out / "eval" / "results.json"),
         "average": results.get("average"),
         "average_label": results.get("average_label"),
+        "scored": {task: r.get("n") for task, r in results.get("tasks", {}).items() if r.get("value") is not None},
         "model_card": str(card),
         "timings_s": timings,
     }
@@ -340,11 +436,21 @@ def main(argv: list[str] | None = None, prog: str = "lamini-lm quickstart") -> i
     summary = run_quickstart(config)
     out = Path(config.output)
     average = summary["average"]
+    parsed, asked = summary["instructions_parsed"], summary["instruction_requests"]
+    print(f"instructions: {parsed} parsed from {asked} requests to the teacher -> {out / 'instructions'}")
+    sources = ", ".join(f"{source} {n}" for source, n in summary["sources"].items())
     print(
-        f'dataset: {summary["rows"]} rows in {summary["dataset"]}; load_dataset("lamini_lm/instructions") loads them'
+        f"dataset: {summary['rows']} rows ({sources}) in {summary['dataset']}; "
+        'load_dataset("lamini_lm/instructions") loads them'
     )
     print(f"student: {summary['student']} (model card: {summary['model_card']})")
     score = "n/a" if average is None else f"{average:.3f}"
-    print(f"evaluation: {score} ({summary['average_label'] or 'average'}) -> {summary['evaluation']}")
+    counts = sorted(set(summary["scored"].values()), key=str)
+    n = (
+        f"; n={counts[0]} each"
+        if len(counts) == 1
+        else "; n=" + ", ".join(f"{t} {k}" for t, k in summary["scored"].items())
+    )
+    print(f"evaluation: {score} ({summary['average_label'] or 'average'}{n}) -> {summary['evaluation']}")
     print(f"every artifact has its lamini_lm.json manifest; the whole summary: {out / 'summary.json'}")
     return 0

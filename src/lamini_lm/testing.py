@@ -1,8 +1,9 @@
 """Tiny models built on the spot: a tokenizer trained with ``tokenizers``, a GPT-2 and a T5 from config.
 
 They let the test suite and the offline quickstart run every stage for real with no network: the tiny GPT-2
-serves as an OpenAI-compatible teacher through ``transformers serve`` (:func:`serve_teacher`), and both are
-students that train in seconds on a CPU.
+serves as an OpenAI-compatible teacher through ``transformers serve`` (:func:`serve_teacher`), fitted first if its
+answers should parse (:func:`fit_tiny_teacher`: the offline quickstart teaches it ``<example>`` lists), and both
+are students that train in seconds on a CPU.
 
 Example:
     >>> from lamini_lm.testing import build_tiny_gpt2
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ __all__ = [
     "build_tiny_gpt2",
     "build_tiny_t5",
     "build_tiny_tokenizer",
+    "fit_tiny_teacher",
     "free_port",
     "serve_teacher",
 ]
@@ -124,6 +126,79 @@ def build_tiny_gpt2(path: str | os.PathLike, seed: int = 0, max_new_tokens: int 
         pad_token_id=tokenizer.pad_token_id,
     )
     return _save(GPT2LMHeadModel(config), tokenizer, path, max_new_tokens)
+
+
+def fit_tiny_teacher(
+    path: str | os.PathLike,
+    pairs: Sequence[tuple[Sequence[Mapping[str, str]], str]],
+    *,
+    steps: int = 300,
+    batch_size: int = 8,
+    lr: float = 1e-2,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Fit the tiny GPT-2 saved at ``path`` (:func:`build_tiny_gpt2`) on chat ``(messages, answer)`` pairs, in place.
+
+    Each pair is rendered with the tokenizer's chat template, as ``transformers serve`` renders a request, and the
+    loss covers the answer and its end-of-sequence token only. A plain torch loop (AdamW, ``steps`` steps of
+    ``batch_size`` pairs drawn with ``seed``) that takes seconds on a CPU: enough for a ~50K-parameter model to
+    learn the shape of its answers (``<example>`` tags, short replies) so that a run against it exercises
+    parsing. Deterministic for ``seed``. Returns ``{"first_loss": ..., "last_loss": ..., "steps": ...}``.
+
+    Example:
+        >>> path = build_tiny_gpt2("/tmp/tiny-teacher")  # doctest: +SKIP
+        >>> fit_tiny_teacher(path, [([{"role": "user", "content": "Say hi."}], "Hi.")], steps=50)  # doctest: +SKIP
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    encoded = []
+    for messages, answer in pairs:
+        prompt = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+        context = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        target = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        ids = (context + target)[-model.config.n_positions :]
+        encoded.append((ids, len(ids) - len(target)))
+    if not encoded:
+        raise ValueError("fit_tiny_teacher needs at least one (messages, answer) pair")
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    model.train()
+    losses = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a model this small runs faster on one thread than split over busy cores
+    try:
+        for _ in range(steps):
+            picks = torch.randint(len(encoded), (batch_size,), generator=generator).tolist()
+            losses.append(_fit_step(model, optimizer, [encoded[i] for i in picks], tokenizer.pad_token_id))
+    finally:
+        torch.set_num_threads(threads)
+    model.eval()
+    model.save_pretrained(str(path))
+    return {"first_loss": round(losses[0], 4), "last_loss": round(losses[-1], 4), "steps": steps}
+
+
+def _fit_step(model, optimizer, batch: list[tuple[list[int], int]], pad_id: int) -> float:
+    """One AdamW step on ``batch`` (token ids, index where the answer starts); the loss covers the answers."""
+    import torch
+
+    width = max(len(ids) for ids, _ in batch)
+    input_ids = torch.full((len(batch), width), pad_id)
+    labels = torch.full((len(batch), width), -100)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, (ids, start) in enumerate(batch):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, start : len(ids)] = torch.tensor(ids[start:])
+        mask[row, : len(ids)] = 1
+    loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    return loss.item()
 
 
 def build_tiny_t5(path: str | os.PathLike, seed: int = 0, max_new_tokens: int = 32, tokenizer=None) -> Path:

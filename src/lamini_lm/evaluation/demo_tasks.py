@@ -1,20 +1,24 @@
-"""Small local lm-eval tasks shaped like the paper's, for offline checks, demos and benchmarks.
+"""Small synthetic lm-eval tasks, for offline checks, demos and benchmarks: not the paper's tasks.
 
-:func:`write_demo_tasks` writes task YAMLs (``dataset_path: json`` over local JSONL files) named like four of the
-paper's tasks, so the harness applies the paper's metric to them, plus one task of its own:
+:func:`write_demo_tasks` writes task YAMLs (``dataset_path: json`` over local JSONL files of generated rows). Their
+names start with ``demo_`` so that no results table, model card or comparison takes them for the paper's tasks;
+four are shaped like one of the paper's (its output type and metric), listed first in ``metric_list`` so the
+harness reports that metric:
 
-* ``sciq``: 4-way multiple choice, reported as ``acc_norm``;
-* ``rte``: yes/no entailment, reported as ``acc``;
-* ``record``: 2-way choice whose ``metric_list`` starts with ``acc``, reported as ``f1`` (the paper's metric);
-* ``hellaswag``: 3-way sentence completion, reported as ``acc_norm``;
+* ``demo_choice``: 4-way multiple choice on sums, like SciQ, reported as ``acc_norm``;
+* ``demo_entailment``: true/false entailment, like RTE, reported as ``acc``;
+* ``demo_cloze``: 2-way fill-in choice, like ReCoRD, reported as ``f1``;
+* ``demo_completion``: 3-way sentence completion, like HellaSwag, reported as ``acc_norm``;
 * ``demo_generate``: a ``generate_until`` task (exact match), to see generation requests wrapped too.
+
+:data:`SHAPED_LIKE` maps each to the paper task it imitates.
 
 Load them with ``TaskManager(include_path=folder, include_defaults=False)`` so lm-eval indexes only these.
 
 Example:
     >>> from lamini_lm.evaluation.demo_tasks import write_demo_tasks
     >>> folder = write_demo_tasks("/tmp/demo-tasks")  # doctest: +SKIP
-    >>> evaluate_model(model_dir, include_path=folder, include_defaults=False, tasks=DEMO_TASKS)  # doctest: +SKIP
+    >>> evaluate_model(model_dir, DEMO_TASKS, include_path=folder, include_defaults=False)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ import os
 import random
 from pathlib import Path
 
-__all__ = ["DEMO_TASKS", "write_demo_tasks"]
+__all__ = ["DEMO_TASKS", "SHAPED_LIKE", "write_demo_tasks"]
 
-DEMO_TASKS = ("sciq", "rte", "record", "hellaswag", "demo_generate")
+DEMO_TASKS = ("demo_choice", "demo_entailment", "demo_cloze", "demo_completion", "demo_generate")
+SHAPED_LIKE = {"demo_choice": "sciq", "demo_entailment": "rte", "demo_cloze": "record", "demo_completion": "hellaswag"}
 
 _COLOURS = ["red", "green", "blue", "yellow", "black", "white"]
 _ANIMALS = ["cat", "dog", "horse", "bird", "fish", "cow"]
@@ -36,17 +41,17 @@ def _rows(task: str, n: int, rng: random.Random) -> list[dict]:
     rows = []
     for i in range(n):
         a, b = rng.randint(1, 20), rng.randint(1, 20)
-        if task == "sciq":
+        if task == "demo_choice":
             choices = [str(a + b), str(a + b + 1), str(abs(a - b)), rng.choice(_COLOURS)]
             rng.shuffle(choices)
             rows.append({"question": f"What is {a} plus {b}?", "choices": choices, "label": choices.index(str(a + b))})
-        elif task == "rte":
+        elif task == "demo_entailment":
             animal = rng.choice(_ANIMALS)
             other = animal if i % 2 == 0 else rng.choice([x for x in _ANIMALS if x != animal])
             rows.append(
                 {"premise": f"The {animal} sleeps on the mat.", "hypothesis": f"A {other} sleeps.", "label": i % 2}
             )
-        elif task == "record":
+        elif task == "demo_cloze":
             colour = rng.choice(_COLOURS)
             rows.append(
                 {
@@ -56,7 +61,7 @@ def _rows(task: str, n: int, rng: random.Random) -> list[dict]:
                     "label": i % 2,
                 }
             )
-        elif task == "hellaswag":
+        elif task == "demo_completion":
             animal = rng.choice(_ANIMALS)
             endings = ["door.", "seven of blue.", "the the"]
             rng.shuffle(endings)
@@ -68,26 +73,26 @@ def _rows(task: str, n: int, rng: random.Random) -> list[dict]:
 
 # What each task shows the model (lm-eval Jinja); written with json.dumps, a valid YAML double-quoted string.
 _TEXT = {
-    "sciq": "Question: {{question}}\nAnswer:",
-    "rte": "{{premise}}\nQuestion: {{hypothesis}} True or False?\nAnswer:",
-    "record": "{{passage}}\n{{query}}\nAnswer:",
-    "hellaswag": "{{ctx}}",
+    "demo_choice": "Question: {{question}}\nAnswer:",
+    "demo_entailment": "{{premise}}\nQuestion: {{hypothesis}} True or False?\nAnswer:",
+    "demo_cloze": "{{passage}}\n{{query}}\nAnswer:",
+    "demo_completion": "{{ctx}}",
     "demo_generate": "{{question}}",
 }
 
 _YAML = {
-    "sciq": """output_type: multiple_choice
+    "demo_choice": """output_type: multiple_choice
 doc_to_target: label
 doc_to_choice: "{{choices}}"
 metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
   - metric: acc_norm
     aggregation: mean
     higher_is_better: true
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
 """,
-    "rte": """output_type: multiple_choice
+    "demo_entailment": """output_type: multiple_choice
 doc_to_target: label
 doc_to_choice: ["True", "False"]
 metric_list:
@@ -95,25 +100,25 @@ metric_list:
     aggregation: mean
     higher_is_better: true
 """,
-    "record": """output_type: multiple_choice
+    "demo_cloze": """output_type: multiple_choice
 doc_to_target: label
 doc_to_choice: "{{choices}}"
 metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
   - metric: f1
     aggregation: f1
     higher_is_better: true
-""",
-    "hellaswag": """output_type: multiple_choice
-doc_to_target: label
-doc_to_choice: "{{endings}}"
-metric_list:
   - metric: acc
     aggregation: mean
     higher_is_better: true
+""",
+    "demo_completion": """output_type: multiple_choice
+doc_to_target: label
+doc_to_choice: "{{endings}}"
+metric_list:
   - metric: acc_norm
+    aggregation: mean
+    higher_is_better: true
+  - metric: acc
     aggregation: mean
     higher_is_better: true
 """,

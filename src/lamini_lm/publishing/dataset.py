@@ -44,6 +44,8 @@ from lamini_lm.artifacts import (
     StepReport,
     artifact_output,
     check_output,
+    describe_model,
+    lineage,
     read_manifest,
 )
 from lamini_lm.config import check_choice, check_range, check_required
@@ -132,14 +134,34 @@ def _cost(manifest: Manifest | None, ds: datasets.Dataset) -> float | None:
     return None
 
 
-def _prompts_used(manifest: Manifest | None, ds: datasets.Dataset) -> dict[str, str]:
+# The instruction-generation prompt behind each generated instruction_source (records.InstructionSource).
+_STRATEGY_SOURCES = {
+    "example_guided": {"self_instruct_without_topic", "generated_flan", "generated_p3"},
+    "topic_guided": {"self_instruct_with_topic"},
+}
+_GENERATED_SOURCES = set().union(*_STRATEGY_SOURCES.values())
+# The stages that pay a teacher; their manifests hold the tokens and cost of what they asked.
+_GENERATION_STAGES = {"generate_instructions": "instructions", "generate_responses": "responses",
+                      "generate_dialogues": "dialogues"}  # fmt: skip
+
+
+def _prompts_used(manifest: Manifest | None, ds: datasets.Dataset, upstream: Sequence[str] = ()) -> dict[str, str]:
     """``{prompt name: hash}`` of the prompts the records say were used (manifest, or the data's version columns).
 
+    ``upstream``: hashes recorded further up the lineage (:func:`_spend`). An instruction-generation prompt named
+    only by a manifest is listed when rows it produced are in the data
+    (their ``instruction_source``): a strategy whose every instruction was dropped did not make this data.
     A hash this version of lamini-lm does not know is listed under its own value.
     """
-    hashes = set((manifest.prompt_hashes or {}).values()) if manifest else set()
+    from_rows: set[str] = set()
     for col in ("instruction_prompt_version", "response_prompt_version"):
-        hashes |= {h for h in _column_values(ds, col) if h}
+        from_rows |= {h for h in _column_values(ds, col) if h}
+    sources = set(_column_values(ds, "instruction_source"))
+    hashes = set(from_rows)
+    for h in {*((manifest.prompt_hashes or {}).values() if manifest else ()), *upstream}:
+        strategy = next((name for name in _STRATEGY_SOURCES if PROMPT_HASHES[name] == h), None)
+        if strategy is None or _STRATEGY_SOURCES[strategy] & sources:
+            hashes.add(h)
     known = {h: name for name, h in PROMPT_HASHES.items()}
     used = {known[h]: h for h in hashes if h in known}
     used.update({f"unknown prompt {h}": h for h in hashes if h not in known})
@@ -151,6 +173,43 @@ def _models(manifest: Manifest | None, ds: datasets.Dataset, column: str) -> lis
     if column == "teacher_model" and manifest is not None:
         models |= set(manifest.teacher_models or [])
     return sorted(m for m in models if m)
+
+
+def _spend(inputs: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    """Tokens, cost and models of each generation artifact in the lineage of ``inputs``, each counted once: what
+    making this data cost, instruction generation included (a response artifact records only its own requests)."""
+    seen: set[str] = set()
+    spend = []
+    for entry in inputs or []:
+        for m in lineage(entry["artifact"]) if entry.get("artifact") else []:
+            if m.stage in _GENERATION_STAGES and m.id not in seen:
+                seen.add(m.id)
+                tokens = m.tokens or {}
+                spend.append(
+                    {
+                        "stage": m.stage,
+                        "manifest_id": m.id,
+                        "prompt_tokens": int(tokens.get("prompt") or 0),
+                        "completion_tokens": int(tokens.get("completion") or 0),
+                        "cost_usd": m.cost_usd,
+                        "models": list(m.teacher_models or []),
+                        "prompt_hashes": dict(m.prompt_hashes or {}),
+                    }
+                )
+    return spend
+
+
+def _cost_text(cost: float | None, tokens: Mapping[str, int] | None, models: Sequence[str]) -> str | None:
+    """The card's cost line: dollars to the cent (below a cent, to the millionth: never "$0.00" for spend), or why
+    nothing was counted."""
+    if cost is None:
+        return None
+    if cost > 0:
+        return f"${cost:,.2f}" if cost >= 0.01 else "$" + f"{cost:.6f}".rstrip("0")
+    if tokens and (tokens.get("prompt") or tokens.get("completion")):
+        who = ", ".join(models) if models else "the teacher"
+        return f"not priced ($0 recorded: lamini-lm knows no price for {who}; set TeacherConfig.prices to count one)"
+    return "$0"
 
 
 def dataset_card(
@@ -202,6 +261,10 @@ def dataset_card(
         template = Path(template_path).read_text(encoding="utf-8")
     reports = [StepReport.from_dict(r) for r in (manifest.reports if manifest else [])]
     prompts = _prompts_used(manifest, ds)
+    tokens = _tokens(manifest, ds)
+    teachers = _models(manifest, ds, "teacher_model")
+    spend = list((manifest.extra or {}).get("spend") or []) if manifest else []
+    sources = set(stats["counts"])
     return DatasetCard.from_template(
         data,
         template_str=template,
@@ -210,10 +273,13 @@ def dataset_card(
         counts=stats["counts"],
         plots=stats.get("plots", {}),
         plots_prefix=plots_prefix,
-        teacher_models=_models(manifest, ds, "teacher_model"),
-        instruction_models=_models(manifest, ds, "instruction_model"),
-        tokens=_tokens(manifest, ds),
-        cost_usd=_cost(manifest, ds),
+        teacher_models=[describe_model(m) for m in teachers],
+        instruction_models=[describe_model(m) for m in _models(manifest, ds, "instruction_model")],
+        generated=bool(sources & _GENERATED_SOURCES),
+        existing=bool(sources - _GENERATED_SOURCES),
+        tokens=tokens,
+        spend=[{**s, "what": _GENERATION_STAGES[s["stage"]]} for s in spend if s.get("stage") in _GENERATION_STAGES],
+        cost=_cost_text(_cost(manifest, ds), tokens, teachers),
         prompts=prompts,
         prompt_texts={name: _PROMPT_TEXTS[name] for name in prompts if name in _PROMPT_TEXTS},
         reports=reports,
@@ -273,7 +339,17 @@ def build_release(
         ds = ds.select([i for i in range(len(ds)) if i not in drop])
     dropped_columns = [] if keep_internal_columns else [c for c in INTERNAL_COLUMNS if c in ds.column_names]
     stats = compute_stats(ds, None)  # tokens, cost and models of the rows published, before columns are dropped
-    tokens, cost = _tokens(manifest, ds), _cost(manifest, ds)
+    inputs = list(inputs) if inputs is not None else ([_manifest_input(manifest)] if manifest else [])
+    spend = _spend(inputs)
+    if spend:  # every generation artifact upstream, not only the last one
+        tokens = {
+            "prompt": sum(s["prompt_tokens"] for s in spend),
+            "completion": sum(s["completion_tokens"] for s in spend),
+        }
+        costs = [s["cost_usd"] for s in spend if s["cost_usd"] is not None]
+        cost = round(sum(costs), 6) if costs else None
+    else:
+        tokens, cost = _tokens(manifest, ds), _cost(manifest, ds)
     record = Manifest(
         stage=RELEASE_STAGE,
         config={
@@ -282,12 +358,12 @@ def build_release(
             "max_shard_rows": max_shard_rows,
             "keep_internal_columns": keep_internal_columns,
         },
-        inputs=list(inputs) if inputs is not None else ([_manifest_input(manifest)] if manifest else []),
+        inputs=inputs,
         rows=len(ds),
         tokens=tokens,
         cost_usd=cost,
         teacher_models=_models(manifest, ds, "teacher_model"),
-        prompt_hashes=_prompts_used(manifest, ds) or None,
+        prompt_hashes=_prompts_used(manifest, ds, [h for s in spend for h in s["prompt_hashes"].values()]) or None,
         reports=upstream,
     )
     public = ds.remove_columns(dropped_columns) if dropped_columns else ds
@@ -313,7 +389,7 @@ def build_release(
         stats["plots"] = plots["plots"]
         if "diversity_map" in plots:
             stats["diversity_map"] = plots["diversity_map"]
-        record.extra = {"stats": stats, "shards": shards}
+        record.extra = {"stats": stats, "shards": shards, **({"spend": spend} if spend else {})}
         record.timings = {"seconds": round(time.perf_counter() - start, 3)}
         card = dataset_card(public, record, pretty_name=pretty_name, stats=stats, created=created)
         card.save(str(tmp / "README.md"))

@@ -32,7 +32,7 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-from lamini_lm.artifacts import Manifest, is_hub_id, package_versions, read_manifest
+from lamini_lm.artifacts import Manifest, describe_model, is_hub_id, package_versions, read_manifest
 from lamini_lm.errors import UsageError
 from lamini_lm.families import STUDENT_TAGS, detect_family, get_family
 from lamini_lm.io import write_text_atomic
@@ -88,20 +88,33 @@ def card_eval_results(results: str | os.PathLike | Mapping, model_name: str) -> 
     Accepts the evaluation stage's results (``lamini-lm evaluate``'s ``results.json``) or raw
     ``lm_eval.simple_evaluate`` output, and builds the entries with ``lamini_lm.evaluation.eval_results_for_card``.
     """
+    return _one_entry_per_task(_eval_entries(_load_eval_results(results, model_name), model_name, results), results)
+
+
+def _load_eval_results(results: str | os.PathLike | Mapping, model_name: str) -> Mapping:
+    """A results file or dict as :func:`lamini_lm.evaluation.summarize` writes it (raw lm-eval output summarized)."""
     source = results
     if not isinstance(results, Mapping):
         if not Path(results).is_file():
             raise PublishError(f"evaluation results not found: {results}")
         results = _read_json(Path(results))
-    from lamini_lm.evaluation import eval_results_for_card, summarize
+    from lamini_lm.evaluation import summarize
 
     try:
         if "tasks" not in results and "results" in results:  # raw lm_eval.simple_evaluate output
             results = summarize(results, model=model_name)
-        entries = list(eval_results_for_card(results, model_name))
+    except (KeyError, ValueError) as e:
+        raise PublishError(f"{source}: no task results found ({e})") from None
+    return results
+
+
+def _eval_entries(results: Mapping, model_name: str, source) -> list:
+    from lamini_lm.evaluation import eval_results_for_card
+
+    try:
+        return list(eval_results_for_card(results, model_name))
     except (KeyError, ValueError) as e:  # eval_results_for_card raises ValueError rather than return no entries
         raise PublishError(f"{source}: no task results found ({e})") from None
-    return _one_entry_per_task(entries, source)
 
 
 # datasets' packaged loaders: a task on local files reports one of these as its dataset.
@@ -209,11 +222,15 @@ def build_model_card(
         eval_results = find_eval_results(model_dir)
         if eval_results is not None:
             logger.info("model-index from %s", eval_results)
-    results = card_eval_results(eval_results, model_name) if eval_results is not None else []
+    summary = _load_eval_results(eval_results, model_name) if eval_results is not None else {}
+    results = _one_entry_per_task(_eval_entries(summary, model_name, eval_results), eval_results) if summary else []
+    # rows scored per task (the card's n column), by the name the entries carry
+    scored = {(r.get("name") or t): r.get("n") for t, r in (summary.get("tasks") or {}).items()}
     n_params = extra.get("parameters")
     if n_params:
         _check_size_in_name(model_name, n_params)
-    teachers = teacher or ", ".join(manifest.teacher_models if manifest is not None else []) or None
+    recorded_teachers = [describe_model(m) for m in (manifest.teacher_models if manifest is not None else [])]
+    teachers = teacher or ", ".join(recorded_teachers) or None
 
     card_data = ModelCardData(
         model_name=model_name,
@@ -259,10 +276,12 @@ def build_model_card(
                 "dataset": r.dataset_type,
                 "metric": r.metric_type,
                 "value": round(r.metric_value, 4) if isinstance(r.metric_value, float) else r.metric_value,
+                "n": scored.get(r.task_name),
             }
             for r in results
         ],
         eval_average=round(sum(values) / len(values), 4) if len(values) > 1 else None,
+        eval_average_label=summary.get("average_label"),
     )
 
 
