@@ -74,6 +74,9 @@ def test_quickstart_offline_end_to_end(tmp_path, capsys):
     assert all(f"| {n} | json:{n} | " in card and " | 6 |" in card for n in names)
     assert not any(paper in card for paper in ("SciQ", "RTE", "ReCoRD", "HellaSwag")), card
     assert f"**Teacher:** {teacher} (" in card
+    # the local base the student started from, by what it is (not a Hub id, so not in the metadata)
+    assert f"**Base model:** {(out / 'student-init').resolve()} (tiny T5 with random weights" in card, card
+    assert "base_model" not in meta
     assert meta["pipeline_tag"] == "text2text-generation"
 
     # Every artifact carries its manifest, and the lineage runs from the student back to the teacher's answers.

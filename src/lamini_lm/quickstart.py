@@ -295,6 +295,11 @@ def _train(config: QuickstartConfig, out: Path, release: Path) -> Path:
 
         tokenizer = AutoTokenizer.from_pretrained(out / "tokenizer")
         base = build_tiny_t5(out / "student-init", seed=config.seed, tokenizer=tokenizer)
+        Manifest(
+            stage="toy-student",
+            config={"seed": config.seed},
+            extra={"description": "tiny T5 with random weights, built from config by lamini_lm.testing"},
+        ).save(base)
     recipe = load_recipe(
         "lamini-flan-t5-77m",
         model_name_or_path=str(base),

@@ -210,6 +210,9 @@ def build_model_card(
     family = get_family(extra["family"]) if extra.get("family") else detect_family(config)
     base_model = base_model or extra.get("base_model")
     base_model = base_model if base_model and is_hub_id(base_model) else None
+    # a base model that is no Hub id (a local folder) goes in the text, by what it is, never in the metadata
+    base_input = manifest.input("base_model") if manifest is not None and base_model is None else None
+    local_base = describe_model(base_input["path"]) if base_input and base_input.get("path") else None
     recorded = list(extra.get("datasets") or [])
     if datasets is not None:  # given: the Hub ids among them go in the metadata, the rest in the text
         sources = [datasets] if isinstance(datasets, str) else list(datasets)
@@ -262,6 +265,7 @@ def build_model_card(
             f"[{d}](https://huggingface.co/datasets/{d})" if d in hub_datasets else f"`{d}` (local)"
             for d in dict.fromkeys(sources + hub_datasets)
         ),
+        local_base=local_base,
         teacher=teachers,
         distillation=extra.get("distillation"),  # token-level distillation facts (None for plain SFT)
         train_examples=f"{extra['train_examples']:,}" if extra.get("train_examples") else None,
