@@ -133,7 +133,9 @@ def test_dialogues_end_to_end_with_dry_run_stop_marker_and_cache(tmp_path):
         "user_simulator": USER_SIMULATOR_VERSION,
     }
     assert m.config["dialogues"]["turns"] == "3" and m.config["user"][0]["max_tokens"] == 256
-    assert [r["role"] for r in m.reports[0]["details"]["rounds"]] == ["assistant", "user"] * 2 + ["assistant"]
+    steps = m.reports[0]["details"]["steps"]
+    assert [s["role"] for s in steps] == ["assistant", "user"] * 2 + ["assistant"]
+    assert [s["requests"] for s in steps] == [8, 8, 7, 7, 7] and sum(s["sent"] for s in steps) == 0
 
 
 @pytest.mark.integration
