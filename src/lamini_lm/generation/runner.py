@@ -113,9 +113,8 @@ class _Run:
         self.workers: list[asyncio.Future] = []
 
     def start(self) -> None:
-        from lamini_lm.generation.client import Endpoint
-
-        if self.workers:
+        """Ready to take jobs; the clients and workers are made on the first job (an all-cached run needs no key)."""
+        if hasattr(self, "fresh"):
             return
         self.fresh: dict[str, list] = {p: [] for p in self.pools}  # heaps of (priority, seq, job)
         self.ready: dict[str, deque[_Job]] = {p: deque() for p in self.pools}  # retries whose wait is over
@@ -124,6 +123,10 @@ class _Run:
         self._seq = 0
         self._timers: set[asyncio.TimerHandle] = set()
         self.wake = asyncio.Event()
+
+    def _start_workers(self) -> None:
+        from lamini_lm.generation.client import Endpoint
+
         by_id: dict[tuple[str, str], dict[str, TeacherConfig]] = {}
         for pool, configs in self.pools.items():
             for c in configs:
@@ -138,6 +141,8 @@ class _Run:
 
     def submit(self, job: _Job, priority: float = 0.0) -> asyncio.Future:
         """Queue ``job`` (its ``pool``); the future resolves to its :class:`~lamini_lm.records.Response`."""
+        if not self.workers:
+            self._start_workers()
         job.future = asyncio.get_running_loop().create_future()
         self._seq += 1
         heapq.heappush(self.fresh[job.pool], (priority, self._seq, job))
@@ -256,14 +261,31 @@ class _Run:
         try:
             await ep.limiter.acquire(job.est_prompt + job.max_tokens)
             attempt = await ep.complete(job.messages, job.max_tokens, cfg)
-        finally:
+        except BaseException:
             self.reserved -= reserved
+            raise
+        # what to do with the outcome runs on the next turn of the event loop: this worker takes its next job and
+        # writes that request to the socket first, so the endpoint's slot is not left idle while the answer is
+        # committed and counted (the reservation holds until then, so the budget stays conservative)
+        if attempt.fatal and self.stop_reason is None:  # now: this worker's next job must not be sent
+            logger.error("%s: %s; sending no more requests", ep.name, attempt.error)
+            self.stop_reason = f"run stopped: {attempt.error}"
+        asyncio.get_running_loop().call_soon(self._outcome, ep, job, cfg, attempt, reserved)
+
+    def _outcome(self, ep, job: _Job, cfg: TeacherConfig, attempt, reserved: float) -> None:
+        self.reserved -= reserved
+        try:
+            self._settle(ep, job, cfg, attempt)
+        except Exception as e:  # a bug (or a store that cannot be written): fail this job's caller, loudly
+            if not job.future.done():
+                self.outstanding -= 1
+                job.future.set_exception(e)
+                self.wake.set()
+
+    def _settle(self, ep, job: _Job, cfg: TeacherConfig, attempt) -> None:
         if attempt.response is not None:
             self._answer(job, attempt.response, cfg)
-        elif attempt.fatal:  # a bad key or an empty account: stop instead of failing every row one by one
-            if self.stop_reason is None:
-                logger.error("%s: %s; sending no more requests", ep.name, attempt.error)
-                self.stop_reason = f"run stopped: {attempt.error}"
+        elif attempt.fatal:  # a bad key or an empty account: the run stopped (above) instead of failing every row
             self._finish(job, Response(None, error=attempt.error), persist=False)
         elif attempt.context is not None:
             self._shrink_or_fail(job, attempt, cfg)
