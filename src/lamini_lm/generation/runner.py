@@ -122,7 +122,22 @@ class _Run:
         self.closing = False
         self._seq = 0
         self._timers: set[asyncio.TimerHandle] = set()
-        self.wake = asyncio.Event()
+
+    def _wake(self, pool: str | None = None) -> None:
+        """Wake one idle worker of each endpoint serving ``pool`` (None: every idle worker, to see the run end);
+        waking all of them for every job would cost each job a pass of every idle worker."""
+        for ep in self.endpoints:
+            if pool is None:
+                while ep.idle:
+                    f = ep.idle.popleft()
+                    if not f.done():
+                        f.set_result(None)
+            elif pool in ep.served:
+                while ep.idle:
+                    f = ep.idle.popleft()
+                    if not f.done():
+                        f.set_result(None)
+                        break
 
     def _start_workers(self) -> None:
         from lamini_lm.generation.client import Endpoint
@@ -134,6 +149,7 @@ class _Run:
         for served in by_id.values():
             ep = Endpoint(next(iter(served.values())))
             ep.served = served  # pool -> the config its jobs are sent with on this endpoint
+            ep.idle = deque()  # futures of this endpoint's idle workers
             self.endpoints.append(ep)
         self.workers = [
             asyncio.ensure_future(self._worker(ep)) for ep in self.endpoints for _ in range(ep.config.concurrency)
@@ -147,7 +163,7 @@ class _Run:
         self._seq += 1
         heapq.heappush(self.fresh[job.pool], (priority, self._seq, job))
         self.outstanding += 1
-        self.wake.set()
+        self._wake(job.pool)
         return job.future
 
     async def run(self, jobs: list[_Job]) -> dict[str, Response]:
@@ -170,7 +186,7 @@ class _Run:
         try:
             if self.workers:
                 self.closing = True
-                self.wake.set()
+                self._wake()
                 await asyncio.gather(*self.workers)
         finally:
             for w in self.workers:
@@ -194,8 +210,9 @@ class _Run:
                 return heapq.heappop(self.fresh[best])[2]
             if self.closing and self.outstanding == 0:
                 return None
-            self.wake.clear()
-            await self.wake.wait()
+            idle = asyncio.get_running_loop().create_future()
+            ep.idle.append(idle)
+            await idle
 
     def _requeue(self, job: _Job, timer: asyncio.TimerHandle | None = None, front: bool = False) -> None:
         self._timers.discard(timer)
@@ -203,7 +220,7 @@ class _Run:
             self.ready[job.pool].appendleft(job)
         else:
             self.ready[job.pool].append(job)
-        self.wake.set()
+        self._wake(job.pool)
 
     def _schedule(self, job: _Job, delay: float) -> None:
         loop = asyncio.get_running_loop()
@@ -224,8 +241,8 @@ class _Run:
         p.update()
         if not job.future.done():
             job.future.set_result(response)
-        if self.outstanding == 0:
-            self.wake.set()
+        if self.outstanding == 0 and self.closing:
+            self._wake()
 
     def _reserve(self, job: _Job, model: str) -> float | None:
         """Worst-case cost of ``job``, reserved against the budget; None if it would exceed the budget."""
@@ -280,7 +297,8 @@ class _Run:
             if not job.future.done():
                 self.outstanding -= 1
                 job.future.set_exception(e)
-                self.wake.set()
+                if self.outstanding == 0 and self.closing:
+                    self._wake()
 
     def _settle(self, ep, job: _Job, cfg: TeacherConfig, attempt) -> None:
         if attempt.response is not None:
