@@ -181,10 +181,11 @@ class _Run:
             t.result()
         await everything
 
-    async def aclose(self) -> None:
-        """Let the workers finish what is queued, then stop them and close the clients."""
+    async def aclose(self, drain: bool = True) -> None:
+        """Let the workers finish what is queued (``drain``; else drop it: an error or Ctrl-C ends the call), then
+        stop them and close the clients."""
         try:
-            if self.workers:
+            if self.workers and drain:
                 self.closing = True
                 self._wake()
                 await asyncio.gather(*self.workers)
@@ -393,11 +394,11 @@ class TeacherSession:
         self.run.start()
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, exc_type, *exc) -> None:
         try:
             if self._poller is not None:
                 self._poller.cancel()
-            await self.run.aclose()
+            await self.run.aclose(drain=exc_type is None)
         finally:
             self.progress.close()
 
