@@ -9,11 +9,12 @@ number of assistant turns (``--turns 3`` or ``--turns 2-5``, drawn per dialogue 
 answers with the stop marker :data:`lamini_lm.prompts.USER_STOP_MARKER` (that message is dropped).
 
 Exactly once, and resumable. Every turn is one keyed request in the shared teacher cache; its key covers the whole
-history so far (model, every message, sampling, prompt version). The run goes round by round: all dialogues' turn
-k are sent in one call (so turns of different dialogues interleave and the endpoint stays busy), then turn k + 1.
-After a SIGKILL, the same command replays the stored turns from the cache and sends only what was missing: what was
-in flight when the process died. The first assistant turn is exactly a ``generate responses`` request, so a cache
-that already answered these instructions pays it zero times.
+history so far (model, every message, sampling, prompt version). Each dialogue plays as its own sequence on one
+:class:`~lamini_lm.generation.runner.TeacherSession`: when a turn is answered its next request is queued at once,
+so turns of different dialogues interleave and no dialogue waits for a round (the Batch API and a dry run still go
+round by round: one batch per turn step). After a SIGKILL, the same command replays the stored turns from the
+cache and sends only what was missing: what was in flight when the process died. The first assistant turn is
+exactly a ``generate responses`` request, so a cache that already answered these instructions pays it zero times.
 
 A turn that fails for good ends its dialogue: the row keeps the turns before it, ``complete`` is False,
 ``end_reason`` is ``"error"`` and ``error`` says why. A turn not sent (budget, interruption) gives ``"not_sent"``;

@@ -6,7 +6,9 @@ attempt; on a retryable failure it schedules the retry for later (``Retry-After`
 jitter) and takes the next request at once: a request waiting on a backoff never holds a slot, so the endpoint is
 never idled by a sleeping retry. Retries jump the queue, so a run does not end on a long tail. Every answer is
 committed to the store as it arrives. A run first claims its missing keys in the store: keys another live process
-on the same store is answering are waited for, not sent again.
+on the same store is answering are waited for, not sent again. :class:`TeacherSession` takes keyed requests one at
+a time while others are in flight (a dialogue's next turn, the next chunk of a large input), with the same
+promises: the run never waits for a round or a chunk to drain.
 
 Example:
     >>> from lamini_lm.generation import TeacherConfig, chat_completions
