@@ -53,7 +53,7 @@ def completion_body(body: dict, model: str | None = None) -> dict:
 class FakeOpenAI:
     """The server. ``script``: fault names served in order to the first requests, then normal behaviour;
     names: "429", "500", "401", "garbage", "empty", "slow", "ok". Rates ``p429``/``p500``/``p_garbage`` apply
-    after it."""
+    after it. ``slow_if``: a request whose last message contains this text answers in ``slow_seconds``."""
 
     def __init__(
         self,
@@ -66,6 +66,7 @@ class FakeOpenAI:
         retry_after: float = 0.05,
         slow_seconds: float = 3.0,
         context_length: int | None = None,
+        slow_if: str | None = None,
         script: list[str] | None = None,
         batch_polls: int = 1,
         seed: int = 0,
@@ -77,6 +78,7 @@ class FakeOpenAI:
         self.retry_after = retry_after
         self.slow_seconds = slow_seconds
         self.context_length = context_length
+        self.slow_if = slow_if  # requests whose last message contains it answer in slow_seconds
         self.script = list(script or [])
         self.batch_polls = batch_polls
         self.rng = random.Random(seed)
@@ -100,6 +102,8 @@ class FakeOpenAI:
         if self.record_bodies:
             self.bodies.append(body)
         fault = self.script.pop(0) if self.script else self._random_fault()
+        if self.slow_if and fault == "ok" and self.slow_if in self.requests[-1]:
+            fault = "slow"
         if fault == "429":
             self.statuses.append(429)
             headers = {"Retry-After": f"{self.retry_after:g}"}

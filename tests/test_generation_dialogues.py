@@ -133,7 +133,9 @@ def test_dialogues_end_to_end_with_dry_run_stop_marker_and_cache(tmp_path):
         "user_simulator": USER_SIMULATOR_VERSION,
     }
     assert m.config["dialogues"]["turns"] == "3" and m.config["user"][0]["max_tokens"] == 256
-    assert [r["role"] for r in m.reports[0]["details"]["rounds"]] == ["assistant", "user"] * 2 + ["assistant"]
+    steps = m.reports[0]["details"]["steps"]
+    assert [s["role"] for s in steps] == ["assistant", "user"] * 2 + ["assistant"]
+    assert [s["requests"] for s in steps] == [8, 8, 7, 7, 7] and sum(s["sent"] for s in steps) == 0
 
 
 @pytest.mark.integration
@@ -224,6 +226,27 @@ def test_sigkill_mid_dialogue_resumes_paying_only_what_was_in_flight(tmp_path):
     for row in ds:
         for prev, cur in zip(row["messages"], row["messages"][1:]):
             assert cur["content"] == "Answer: " + prev["content"][-80:]
+
+
+@pytest.mark.integration
+def test_dialogues_interleave_a_slow_dialogue_holds_back_no_other(tmp_path):
+    # dialogue 0's every request takes 3 s; the others answer at once. Played round by round, every dialogue's
+    # second request would wait for dialogue 0's first answer; played as sequences, the three others finish all
+    # five of their requests before dialogue 0's second one is sent
+    rows = [{"instruction": f"Task {i}{' SLOW' if i == 0 else ''}"} for i in range(4)]
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    fake = FakeOpenAI(slow_if="SLOW", slow_seconds=3.0)
+    with fake as url:
+        p = cli("generate", "dialogues", "--input", inp, "--output", tmp_path / "out", "--turns", "3", *teacher(url))
+    assert p.returncode == 0, p.stderr
+    slow = [i for i, r in enumerate(fake.requests) if "SLOW" in r]
+    fast = [i for i, r in enumerate(fake.requests) if "SLOW" not in r]
+    assert len(slow) == 5 and len(fast) == 15
+    assert max(fast) < slow[1], fake.requests
+    ds = datasets.load_from_disk(str(tmp_path / "out"))
+    assert all(ds["complete"]) and ds["turns"] == [3] * 4
+    steps = read_manifest(tmp_path / "out").reports[0]["details"]["steps"]
+    assert [(s["requests"], s["sent"]) for s in steps] == [(4, 4)] * 5
 
 
 def test_run_function_takes_the_dataclasses(tmp_path):

@@ -380,6 +380,36 @@ def test_against_the_real_tiny_teacher_a_new_output_is_answered_from_the_cache(t
     )
 
 
+@pytest.mark.integration
+def test_streamed_chunks_give_the_rows_and_manifest_of_the_in_memory_path(tmp_path):
+    from lamini_lm.generation import generate_responses
+
+    rows = [{"instruction": f"Task {i}: say something.", "instruction_source": "alpaca"} for i in range(7)]
+    rows[2]["input"] = "an input joined to the instruction"
+    rows[4]["instruction"] = ""  # no instruction: a row with its reason, not a request
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    with FakeOpenAI(p500=0.2, seed=3) as url:
+        # the stage: 4 chunks of 2 rows through one session; the in-memory Python API on a store of its own
+        p = cli("generate", "responses", "--input", inp, "--output", tmp_path / "a", "--chunk_rows", "2",
+                "--store", tmp_path / "a.sqlite", *teacher(url))  # fmt: skip
+        assert p.returncode == 0, p.stderr
+        cfg = TeacherConfig(base_url=url, model="fake", progress=False, backoff_base=0.01)
+        old, report = generate_responses(str(inp), config=cfg, store=str(tmp_path / "b.sqlite"), return_report=True)
+    new = datasets.load_from_disk(str(tmp_path / "a"))
+    assert new.features == old.features and new.to_list() == old.to_list()
+    assert new[2]["instruction"].endswith("an input joined to the instruction") and new[4]["error"]
+    m = read_manifest(tmp_path / "a")
+    assert len(m.reports) == 1
+    got = m.reports[0]
+    for k in ("step", "rows_in", "rows_out", "removed", "examples", "details"):
+        assert got[k] == getattr(report, k), k
+    assert m.rows == len(old) == 7
+    assert m.tokens == {"prompt": sum(old["prompt_tokens"]), "completion": sum(old["completion_tokens"])}
+    assert m.cost_usd == round(sum(old["cost_usd"]), 6) and m.teacher_models == ["fake"]
+    assert m.extra == {"to_send": 6, "from_cache": 0, "not_sent": 0} and m.config["responses"]["chunk_rows"] == 2
+    assert not any(name.startswith(".") for name in m.files), m.files  # the scratch shards are gone
+
+
 def test_run_function_takes_the_dataclasses(tmp_path):
     with FakeOpenAI() as url:
         ds, manifest = run_generate_responses(

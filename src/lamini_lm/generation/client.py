@@ -88,10 +88,14 @@ class Endpoint:
             base_url=config.base_url, api_key=config.api_key(), max_retries=0, timeout=config.timeout
         )
 
-    async def complete(self, messages: Sequence[Mapping[str, str]], max_tokens: int) -> Attempt:
+    async def complete(
+        self, messages: Sequence[Mapping[str, str]], max_tokens: int, config: TeacherConfig | None = None
+    ) -> Attempt:
+        """One attempt; ``config`` (default: the endpoint's) sets the model and sampling of the request body, so
+        two roles of one run (a teacher and a user simulator) share this endpoint's connections and slots."""
         import openai
 
-        c = self.config
+        c = config or self.config
         body = c.request_body(messages, max_tokens)
         try:
             # the client's plain POST with the raw HTTP response: we validate the JSON ourselves (a garbage body

@@ -9,11 +9,12 @@ number of assistant turns (``--turns 3`` or ``--turns 2-5``, drawn per dialogue 
 answers with the stop marker :data:`lamini_lm.prompts.USER_STOP_MARKER` (that message is dropped).
 
 Exactly once, and resumable. Every turn is one keyed request in the shared teacher cache; its key covers the whole
-history so far (model, every message, sampling, prompt version). The run goes round by round: all dialogues' turn
-k are sent in one call (so turns of different dialogues interleave and the endpoint stays busy), then turn k + 1.
-After a SIGKILL, the same command replays the stored turns from the cache and sends only what was missing: what was
-in flight when the process died. The first assistant turn is exactly a ``generate responses`` request, so a cache
-that already answered these instructions pays it zero times.
+history so far (model, every message, sampling, prompt version). Each dialogue plays as its own sequence on one
+:class:`~lamini_lm.generation.runner.TeacherSession`: when a turn is answered its next request is queued at once,
+so turns of different dialogues interleave and no dialogue waits for a round (the Batch API and a dry run still go
+round by round: one batch per turn step). After a SIGKILL, the same command replays the stored turns from the
+cache and sends only what was missing: what was in flight when the process died. The first assistant turn is
+exactly a ``generate responses`` request, so a cache that already answered these instructions pays it zero times.
 
 A turn that fails for good ends its dialogue: the row keeps the turns before it, ``complete`` is False,
 ``end_reason`` is ``"error"`` and ``error`` says why. A turn not sent (budget, interruption) gives ``"not_sent"``;
@@ -46,7 +47,13 @@ from lamini_lm.generation.config import TeacherConfig, as_endpoints
 from lamini_lm.generation.cost import cost_usd, estimate_tokens, price_table
 from lamini_lm.generation.responses import instruction_rows
 from lamini_lm.generation.rows import failure_reason, not_sent
-from lamini_lm.generation.runner import check_before_sending, keyed_chat_completions, request_keys
+from lamini_lm.generation.runner import (
+    TeacherSession,
+    check_before_sending,
+    keyed_chat_completions,
+    request_keys,
+    run_sync,
+)
 from lamini_lm.generation.stage import OutputArgs, _check_failures, _save_quietly, _teacher_config
 from lamini_lm.generation.store import Store
 from lamini_lm.prompts import (
@@ -58,7 +65,7 @@ from lamini_lm.prompts import (
     USER_STOP_MARKER,
     prompt_hash,
 )
-from lamini_lm.records import DIALOGUE_COLUMNS, InstructionSource, dialogue_features
+from lamini_lm.records import DIALOGUE_COLUMNS, InstructionSource, Response, dialogue_features
 
 if TYPE_CHECKING:
     import datasets
@@ -244,85 +251,12 @@ def generate_dialogues(
         if any(d.planned > 1 for d in dialogues):
             for e in users:
                 e.api_key()
-    budget = teacher[0].budget_usd
-    spent = 0.0
-    asked = unsent = failed = 0
-    failures: Counter[str] = Counter()
-    rounds: list[dict[str, Any]] = []
+    tally = _Tally()
     pending: list[tuple[_Dialogue, int]] = []  # dry run: (dialogue, step) whose request is not in the store
-    last_step = 2 * high - 2
-    for step in range(last_step + 1):
-        active = [d for d in dialogues if d.end_reason is None]
-        if not active:
-            break
-        role = "assistant" if step % 2 == 0 else "user"
-        endpoints, prompt_version = (teacher, version) if role == "assistant" else (users, USER_PROMPT_VERSION)
-        if role == "assistant":
-            msgs = [teacher_messages(d.messages, system_message) for d in active]
-        else:
-            msgs = [simulator_messages(d.messages) for d in active]
-        keys = request_keys(msgs, endpoints, prompt_version=prompt_version)
-        with Store(store) as st:
-            cached = st.get_many(keys)
-        round_start = time.monotonic()
-        turn = step // 2 + 1 if role == "assistant" else step // 2 + 2  # a user step writes the next turn's question
-        if dry_run:
-            responses = [cached.get(k) for k in keys]
-            for d, r in zip(active, responses):
-                if r is None:
-                    pending.append((d, step))
-            active = [d for d, r in zip(active, responses) if r is not None]
-            keys = [k for k, r in zip(keys, responses) if r is not None]
-            responses = [r for r in responses if r is not None]
-            for d in [d for d, _ in pending if d.end_reason is None]:
-                d.end_reason, d.error = "not_sent", "dry run: not sent"
-        elif budget is not None and budget - spent <= 0:
-            from lamini_lm.records import Response
-
-            responses = [cached.get(k) or Response(None, error=_budget_note(budget)) for k in keys]
-        else:
-            if budget is not None:
-                endpoints = [dataclasses.replace(e, budget_usd=budget - spent) for e in endpoints]
-            desc = f"turn {turn}/{high} {'teacher' if role == 'assistant' else 'user'}"
-            keys, responses = keyed_chat_completions(msgs, endpoints, store, desc=desc, prompt_version=prompt_version)
-        sent_now = 0
-        for d, r, k in zip(active, responses, keys):
-            asked += 1
-            if k not in cached:
-                spent += r.cost_usd
-                sent_now += 1
-            if not r.ok:
-                d.end_reason, d.error = ("not_sent" if not_sent(r.error) else "error"), r.error
-                if not_sent(r.error):
-                    unsent += 1
-                else:
-                    failed += 1
-                    failures[failure_reason(r.error)] += 1
-                continue
-            d.prompt_tokens += r.usage.prompt_tokens
-            d.completion_tokens += r.usage.completion_tokens
-            d.cost += r.cost_usd
-            if role == "user":
-                d.user_model = r.model or endpoints[0].model
-                if USER_STOP_MARKER in r.text:
-                    d.end_reason = "user_stop"
-                    continue
-                d.messages.append({"role": "user", "content": r.text})
-            else:
-                d.teacher_model = r.model or endpoints[0].model
-                d.finish_reason, d.last_key = r.finish_reason, k
-                d.messages.append({"role": "assistant", "content": r.text})
-                if d.turns >= d.planned:
-                    d.end_reason = "max_turns"
-        rounds.append(
-            {
-                "step": step,
-                "role": role,
-                "requests": len(keys),
-                "sent": sent_now,
-                "seconds": round(time.monotonic() - round_start, 3),
-            }
-        )
+    if dry_run or teacher[0].batch_api:
+        _play_rounds(dialogues, teacher, users, store, version, system_message, high, dry_run, tally, pending)
+    else:
+        run_sync(_play_streaming(dialogues, teacher, users, store, version, system_message, tally))
     if dry_run:
         _print_estimate(dialogues, pending, teacher[0], users[0], system_message, len(rows))
     out_rows = _rows(rows, dialogues, version)
@@ -348,21 +282,138 @@ def generate_dialogues(
         examples=dict(examples),
         seconds=round(time.monotonic() - start, 3),
         details={
-            "asked": asked,
-            "failed": failed,
-            "failures": dict(failures),
-            "not_sent": unsent,
-            "new_cost_usd": round(spent, 6),
+            "asked": tally.asked,
+            "failed": tally.failed,
+            "failures": dict(tally.failures),
+            "not_sent": tally.unsent,
+            "new_cost_usd": round(tally.spent, 6),
             "dialogues": len(dialogues),
             "complete": sum(r["complete"] for r in out_rows),
             "end_reasons": dict(Counter(r["end_reason"] for r in out_rows)),
             "turns": {str(k): v for k, v in sorted(Counter(r["turns"] for r in out_rows).items())},
-            "rounds": rounds,
-            "from_cache": sum(r["requests"] - r["sent"] for r in rounds),
-            "to_send": sum(r["sent"] for r in rounds),
+            "steps": tally.step_list(),
+            "from_cache": tally.from_cache,
+            "to_send": tally.sent,
         },
     )
     return out, report
+
+
+@dataclass
+class _Tally:
+    """What a run asked, by turn step (0: the first assistant turn, 1: the simulator's next question, ...)."""
+
+    asked: int = 0
+    unsent: int = 0
+    failed: int = 0
+    sent: int = 0
+    from_cache: int = 0
+    spent: float = 0.0
+    failures: Counter = field(default_factory=Counter)
+    steps: dict = field(default_factory=dict)  # step -> {"requests", "sent"}
+
+    def step_list(self) -> list[dict[str, Any]]:
+        return [{"step": s, "role": "assistant" if s % 2 == 0 else "user", **c} for s, c in sorted(self.steps.items())]
+
+    def record(self, d: _Dialogue, step: int, r: Response, key: str, from_store: bool, model: str) -> None:
+        """One answered (or failed) request of ``d`` at ``step``: the dialogue grows, or ends with its reason."""
+        role = "assistant" if step % 2 == 0 else "user"
+        counts = self.steps.setdefault(step, {"requests": 0, "sent": 0})
+        counts["requests"] += 1
+        self.asked += 1
+        if from_store:
+            self.from_cache += 1
+        else:
+            counts["sent"] += 1
+            self.sent += 1
+            self.spent += r.cost_usd
+        if not r.ok:
+            d.end_reason, d.error = ("not_sent" if not_sent(r.error) else "error"), r.error
+            if not_sent(r.error):
+                self.unsent += 1
+            else:
+                self.failed += 1
+                self.failures[failure_reason(r.error)] += 1
+            return
+        d.prompt_tokens += r.usage.prompt_tokens
+        d.completion_tokens += r.usage.completion_tokens
+        d.cost += r.cost_usd
+        if role == "user":
+            d.user_model = r.model or model
+            if USER_STOP_MARKER in r.text:
+                d.end_reason = "user_stop"
+                return
+            d.messages.append({"role": "user", "content": r.text})
+        else:
+            d.teacher_model = r.model or model
+            d.finish_reason, d.last_key = r.finish_reason, key
+            d.messages.append({"role": "assistant", "content": r.text})
+            if d.turns >= d.planned:
+                d.end_reason = "max_turns"
+
+
+def _request(d: _Dialogue, step: int, system_message: str, version: str) -> tuple[str, Messages, str]:
+    """(pool, messages, prompt version) of ``d``'s request at ``step``."""
+    if step % 2 == 0:
+        return "teacher", teacher_messages(d.messages, system_message), version
+    return "user", simulator_messages(d.messages), USER_PROMPT_VERSION
+
+
+async def _play_streaming(dialogues, teacher, users, store, version, system_message, tally: _Tally) -> None:
+    """Every dialogue plays as its own sequence: the moment a turn is answered, its next request is queued, so
+    turns of different dialogues interleave and no dialogue waits for a round. A dialogue with more requests
+    still to go is served first (the longest chain sets the end of the run)."""
+    import asyncio
+
+    models = {"teacher": teacher[0].model, "user": users[0].model}
+
+    async def play(session: TeacherSession, d: _Dialogue) -> None:
+        step, last = 0, 2 * d.planned - 2
+        while d.end_reason is None:
+            pool, msgs, pv = _request(d, step, system_message, version)
+            key, r, from_store = await session.ask(msgs, pool, pv, priority=step - last)
+            tally.record(d, step, r, key, from_store, models[pool])
+            step += 1
+        session.expect(-(last + 1 - step))  # a stop marker or a failure ends it early
+
+    with Store(store) as st:
+        total = sum(2 * d.planned - 1 for d in dialogues)
+        async with TeacherSession({"teacher": teacher, "user": users}, st, desc="dialogues", total=total) as session:
+            await asyncio.gather(*(play(session, d) for d in dialogues))
+
+
+def _play_rounds(dialogues, teacher, users, store, version, system_message, high, dry_run, tally, pending) -> None:
+    """Round by round (the Batch API: one batch per turn step; a dry run: what the store holds)."""
+    budget = teacher[0].budget_usd
+    for step in range(2 * high - 1):
+        active = [d for d in dialogues if d.end_reason is None]
+        if not active:
+            break
+        requests = [_request(d, step, system_message, version) for d in active]
+        pool, prompt_version = requests[0][0], requests[0][2]
+        endpoints = teacher if pool == "teacher" else users
+        msgs = [m for _, m, _ in requests]
+        keys = request_keys(msgs, endpoints, prompt_version=prompt_version)
+        with Store(store) as st:
+            cached = st.get_many(keys)
+        if dry_run:
+            for d, k in zip(active, keys):
+                if k not in cached:
+                    pending.append((d, step))
+                    d.end_reason, d.error = "not_sent", "dry run: not sent"
+            answered = [(d, k) for d, k in zip(active, keys) if k in cached]
+            active, keys = [d for d, _ in answered], [k for _, k in answered]
+            responses = [cached[k] for k in keys]
+        elif budget is not None and budget - tally.spent <= 0:
+            responses = [cached.get(k) or Response(None, error=_budget_note(budget)) for k in keys]
+        else:
+            if budget is not None:
+                endpoints = [dataclasses.replace(e, budget_usd=budget - tally.spent) for e in endpoints]
+            turn = step // 2 + 1 if pool == "teacher" else step // 2 + 2  # a user step writes the next question
+            desc = f"turn {turn}/{high} {'teacher' if pool == 'teacher' else 'user'}"
+            keys, responses = keyed_chat_completions(msgs, endpoints, store, desc=desc, prompt_version=prompt_version)
+        for d, r, k in zip(active, responses, keys):
+            tally.record(d, step, r, k, k in cached, endpoints[0].model)
 
 
 def _rows(rows: list[dict[str, Any]], dialogues: list[_Dialogue], version: str) -> list[dict[str, Any]]:

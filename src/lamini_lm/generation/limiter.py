@@ -2,7 +2,7 @@
 
 Example:
     >>> from lamini_lm.generation.limiter import backoff_delay
-    >>> 0 <= backoff_delay(attempt=3, base=1.0, cap=60.0) <= 8.0
+    >>> 0 <= backoff_delay(attempt=3, base=1.0, cap=60.0) <= 2.0
     True
 """
 
@@ -59,12 +59,18 @@ class RateLimiter:
 
 
 def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
-    """Seconds to wait before retry ``attempt`` (1-based): ``Retry-After`` if the server gave one, else full-jitter
-    exponential backoff (uniform in [0, min(cap, base * 2**(attempt-1))])."""
+    """Seconds to wait before retry ``attempt`` (1-based).
+
+    ``Retry-After`` if the server gave one: honoured as given (up to 10 minutes) plus at most 10 ms, so retries
+    do not align. Otherwise the first retry goes within ``base / 10`` (a lone 500 or a dropped connection is
+    usually a one-off, and a retry waiting longer idles slots at the end of a run), then full-jitter exponential
+    backoff: uniform in [0, min(cap, base * 2**(attempt-2))].
+    """
     if retry_after is not None and retry_after >= 0:
-        # honoured as given (up to 10 minutes), plus a little jitter so retries do not align
-        return min(retry_after, 600.0) + random.uniform(0, 0.1 * base)
-    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+        return min(retry_after, 600.0) + random.uniform(0, 0.01)
+    if attempt <= 1:
+        return random.uniform(0, min(cap, base / 10))
+    return random.uniform(0, min(cap, base * 2 ** (attempt - 2)))
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:

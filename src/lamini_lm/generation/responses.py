@@ -14,25 +14,35 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lamini_lm.artifacts import StepReport
 from lamini_lm.errors import DataError, LaminiError
-from lamini_lm.generation.config import TeacherConfig
-from lamini_lm.generation.rows import failure_reason, not_sent, rows_to_dataset
-from lamini_lm.generation.runner import check_before_sending, keyed_chat_completions
+from lamini_lm.generation.config import TeacherConfig, as_endpoints
+from lamini_lm.generation.rows import failure_reason, not_sent, rows_to_dataset, rows_to_table
+from lamini_lm.generation.runner import (
+    TeacherSession,
+    check_before_sending,
+    estimate,
+    keyed_chat_completions,
+    run_sync,
+)
+from lamini_lm.generation.store import Store
 from lamini_lm.io import load_table
 from lamini_lm.prompts import SYSTEM_MESSAGE, prompt_hash
 from lamini_lm.records import GENERATION_COLUMNS, InstructionSource, join_input
 
 if TYPE_CHECKING:
     import datasets
+    import pyarrow as pa
 
-__all__ = ["generate_responses", "instruction_rows", "response_messages"]
+__all__ = ["generate_responses", "instruction_rows", "response_messages", "stream_responses"]
 
 DRY_RUN_SAMPLES = 3  # user messages a dry run prints, so what the teacher will be asked can be read before paying
 
@@ -100,10 +110,31 @@ def generate_responses(
     start = time.monotonic()
     rows, joined = instruction_rows(instructions, instruction_source)
     version = prompt_hash(system_message)  # PROMPT_HASHES["system_message"] for the paper's message
-    instruction_source = _source(instruction_source)
+    asked, messages = _to_ask(rows, _source(instruction_source), system_message)
+    planned = None if dry_run else check_before_sending(messages, config, store, prompt_version=version)
+    if dry_run:
+        _print_samples(messages, [i in joined for i in asked])
+    keys, responses = keyed_chat_completions(
+        messages, config, store, desc="responses", dry_run=dry_run, prompt_version=version
+    )
+    _fill(rows, asked, responses, keys, version, as_endpoints(config)[0].model)
+    out = rows_to_dataset(rows)
+    if not return_report:
+        return out
+    tally = _Tally()
+    tally.add(rows, asked, joined)
+    if planned is not None:
+        tally.to_send, tally.from_cache = planned.requests, planned.cached
+    tally.requests = len(set(keys))
+    return out, tally.report(planned is not None, time.monotonic() - start)
+
+
+def _to_ask(rows: list[dict[str, Any]], source: str | None, system_message: str) -> tuple[list[int], list]:
+    """Prepare ``rows`` in place (their response columns emptied, ``error`` for rows without an instruction);
+    the indices of the rows to ask and their requests."""
     asked, messages = [], []
     for i, row in enumerate(rows):
-        row["instruction_source"] = row["instruction_source"] or instruction_source
+        row["instruction_source"] = row["instruction_source"] or source
         for c in ("response", "finish_reason", "prompt_tokens", "completion_tokens", "cost_usd", "request_key"):
             row[c] = None  # these describe the response call, not whatever produced the instruction
         text = row["instruction"]
@@ -112,13 +143,10 @@ def generate_responses(
             continue
         asked.append(i)
         messages.append(response_messages(text, system_message))
-    planned = None if dry_run else check_before_sending(messages, config, store, prompt_version=version)
-    if dry_run:
-        _print_samples(messages, [i in joined for i in asked])
-    keys, responses = keyed_chat_completions(
-        messages, config, store, desc="responses", dry_run=dry_run, prompt_version=version
-    )
-    model = (config if isinstance(config, TeacherConfig) else config[0]).model
+    return asked, messages
+
+
+def _fill(rows, asked: list[int], responses, keys, version: str, model: str) -> None:
     for i, response, key in zip(asked, responses, keys):
         rows[i].update(
             response=response.text,
@@ -131,45 +159,153 @@ def generate_responses(
             request_key=key,
             error=response.error,
         )
-    out = rows_to_dataset(rows)
-    if not return_report:
-        return out
-    removed: dict[str, int] = defaultdict(int)
-    examples: dict[str, list[str]] = defaultdict(list)
-    asked_set = set(asked)
-    failures: dict[str, int] = defaultdict(int)
-    failed = unsent = 0
-    for i, row in enumerate(rows):
-        error = row["error"]
-        if error is None:
-            continue
-        reason = "no instruction to answer" if i not in asked_set else failure_reason(error)
-        removed[reason] += 1
-        if len(examples[reason]) < 3:
-            examples[reason].append(error)
-        if i in asked_set:
-            unsent += not_sent(error)
-            failed += not not_sent(error)
-            if not not_sent(error):
-                failures[reason] += 1
-    report = StepReport(
-        step="responses",
-        rows_in=len(rows),
-        rows_out=len(rows) - sum(removed.values()),
-        removed=dict(removed),
-        examples=dict(examples),
-        seconds=round(time.monotonic() - start, 3),
-        details={
-            "asked": len(asked),
-            "with_input": len(joined),
-            "requests": len(set(keys)),
-            "failed": failed,
-            "failures": dict(failures),
-            "not_sent": unsent,
-            **({"to_send": planned.requests, "from_cache": planned.cached} if planned is not None else {}),
-        },
+
+
+@dataclass
+class _Tally:
+    """The counts of a run's report, added chunk by chunk (a streaming run never holds all its rows)."""
+
+    rows: int = 0
+    asked: int = 0
+    requests: int = 0  # distinct requests (within each chunk, in a streaming run)
+    with_input: int = 0
+    failed: int = 0
+    unsent: int = 0
+    to_send: int = 0
+    from_cache: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    models: set = field(default_factory=set)
+    removed: dict = field(default_factory=lambda: defaultdict(int))
+    examples: dict = field(default_factory=lambda: defaultdict(list))
+    failures: dict = field(default_factory=lambda: defaultdict(int))
+
+    def add(self, rows: list[dict[str, Any]], asked: list[int], joined) -> None:
+        asked_set = set(asked)
+        self.rows += len(rows)
+        self.asked += len(asked)
+        self.with_input += len(joined)
+        for i, row in enumerate(rows):
+            self.prompt_tokens += row["prompt_tokens"] or 0
+            self.completion_tokens += row["completion_tokens"] or 0
+            self.cost_usd += row["cost_usd"] or 0.0
+            if row["teacher_model"]:
+                self.models.add(row["teacher_model"])
+            error = row["error"]
+            if error is None:
+                continue
+            reason = "no instruction to answer" if i not in asked_set else failure_reason(error)
+            self.removed[reason] += 1
+            if len(self.examples[reason]) < 3:
+                self.examples[reason].append(error)
+            if i in asked_set:
+                self.unsent += not_sent(error)
+                self.failed += not not_sent(error)
+                if not not_sent(error):
+                    self.failures[reason] += 1
+
+    def report(self, planned: bool, seconds: float) -> StepReport:
+        return StepReport(
+            step="responses",
+            rows_in=self.rows,
+            rows_out=self.rows - sum(self.removed.values()),
+            removed=dict(self.removed),
+            examples=dict(self.examples),
+            seconds=round(seconds, 3),
+            details={
+                "asked": self.asked,
+                "with_input": self.with_input,
+                "requests": self.requests,
+                "failed": self.failed,
+                "failures": dict(self.failures),
+                "not_sent": self.unsent,
+                **({"to_send": self.to_send, "from_cache": self.from_cache} if planned else {}),
+            },
+        )
+
+
+def stream_responses(
+    inputs: Sequence[str],
+    *,
+    config: TeacherConfig | Sequence[TeacherConfig],
+    store: str | os.PathLike,
+    write: Callable[[pa.Table], None],
+    instruction_source: str | None = None,
+    system_message: str = SYSTEM_MESSAGE,
+    chunk_rows: int = 10_000,
+) -> _Tally:
+    """Answer the rows of ``inputs`` chunk by chunk, handing each chunk's rows (in order, in the generation
+    schema) to ``write`` as an Arrow table: memory holds a few chunks, whatever the input's size.
+
+    The next chunk is read and its requests queued while the previous chunk's are in flight (one
+    :class:`~lamini_lm.generation.runner.TeacherSession` for the whole run: no barrier between chunks). Each chunk
+    is checked before it is sent (:func:`~lamini_lm.generation.runner.check_before_sending`: credentials, the
+    endpoint, a budget too small for one request), the first one before anything is paid. ``to_send`` and
+    ``from_cache`` add up the chunks' own counts (a request repeated in two chunks counts in each).
+    """
+    return run_sync(
+        _stream(inputs, as_endpoints(config), store, write, _source(instruction_source), system_message, chunk_rows)
     )
-    return out, report
+
+
+def _chunks(inputs: Sequence[str], chunk_rows: int) -> Iterator[list[dict[str, Any]]]:
+    from lamini_lm.io import iter_batches
+
+    for path in inputs:
+        seen = False
+        for batch in iter_batches(path, batch_rows=chunk_rows):
+            if "instruction" not in batch.schema.names:
+                raise DataError(f"{path}: missing column(s) ['instruction']; found {batch.schema.names}")
+            seen = True
+            yield batch.to_pylist()
+        if not seen:
+            raise DataError(f"{path}: no rows")
+
+
+async def _stream(inputs, endpoints, store, write, source, system_message, chunk_rows) -> _Tally:
+    import asyncio
+
+    version = prompt_hash(system_message)
+    tally = _Tally()
+    window: deque = deque()  # chunks whose requests are queued: (rows, asked, joined, futures)
+    checked = False
+
+    def flush() -> None:
+        rows, asked, joined, futures = window.popleft()
+        answers = [f.result() for f in futures]
+        keys = [a.key for a in answers]
+        _fill(rows, asked, [a.response for a in answers], keys, version, endpoints[0].model)
+        tally.add(rows, asked, joined)
+        tally.requests += len(set(keys))
+        write(rows_to_table(rows))
+
+    def prepare(chunk: list[dict[str, Any]]) -> tuple:
+        nonlocal checked
+        rows, joined = instruction_rows(chunk)
+        asked, messages = _to_ask(rows, source, system_message)
+        if messages:
+            plan = estimate if checked else check_before_sending
+            planned = plan(messages, endpoints, store, prompt_version=version)
+            checked = checked or planned.requests > 0
+            tally.to_send += planned.requests
+            tally.from_cache += planned.cached
+        return rows, asked, joined, messages
+
+    chunks = _chunks(inputs, chunk_rows)
+    first = prepare(next(chunks))  # checked before the session makes its clients and shows its progress bar
+    with Store(store) as st:
+        async with TeacherSession({"teacher": endpoints}, st, desc="responses") as session:
+            for rows, asked, joined, messages in itertools.chain([first], map(prepare, chunks)):
+                session.expect(len(messages))
+                window.append((rows, asked, joined, [session.ask(m, "teacher", version) for m in messages]))
+                while len(window) > 2:  # the chunk before the last: its answers, while the last is in flight
+                    await asyncio.gather(*window[0][3])
+                    flush()
+            while window:
+                await asyncio.gather(*window[0][3])
+                flush()
+    return tally
 
 
 def _print_samples(messages: list[list[dict[str, str]]], has_input: list[bool]) -> None:

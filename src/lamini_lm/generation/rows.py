@@ -11,21 +11,33 @@ from lamini_lm.records import GENERATION_COLUMNS, generation_features
 
 if TYPE_CHECKING:
     import datasets
+    import pyarrow as pa
 
-__all__ = ["failure_reason", "not_sent", "rows_to_dataset"]
+__all__ = ["failure_reason", "not_sent", "rows_to_dataset", "rows_to_table"]
 
 
-def rows_to_dataset(rows: list[dict[str, Any]]) -> datasets.Dataset:
-    """A Dataset with exactly the columns and types of :func:`~lamini_lm.records.generation_features`."""
-    import datasets
-
+def _columns(rows: list[dict[str, Any]]) -> dict[str, list]:
     columns = {c: [r.get(c) for r in rows] for c in GENERATION_COLUMNS}
     for c in ("seed_ids", "topics"):
         columns[c] = [list(v or []) for v in columns[c]]
     for c in ("prompt_tokens", "completion_tokens"):
         columns[c] = [int(v or 0) for v in columns[c]]
     columns["cost_usd"] = [float(v or 0.0) for v in columns["cost_usd"]]
-    return datasets.Dataset.from_dict(columns, features=generation_features())
+    return columns
+
+
+def rows_to_dataset(rows: list[dict[str, Any]]) -> datasets.Dataset:
+    """A Dataset with exactly the columns and types of :func:`~lamini_lm.records.generation_features`."""
+    import datasets
+
+    return datasets.Dataset.from_dict(_columns(rows), features=generation_features())
+
+
+def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """The same rows as an Arrow table (what a streaming run writes chunk by chunk with ``ShardWriter``)."""
+    import pyarrow as pa
+
+    return pa.Table.from_pydict(_columns(rows), schema=generation_features().arrow_schema)
 
 
 # Errors of rows this run did not send (a budget stop, an interruption, a dry run): not failures of the teacher.

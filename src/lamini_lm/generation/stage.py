@@ -131,9 +131,17 @@ class ResponseArgs:
     instruction_source: str | None = field(
         default=None, metadata={"help": "instruction_source for rows without one (e.g. alpaca)"}
     )
+    chunk_rows: int = field(
+        default=10_000,
+        metadata={
+            "help": "rows read, queued and written at a time; memory holds about three chunks, whatever the "
+            "input's size (the next chunk is queued while the last one is in flight)"
+        },
+    )
 
     def __post_init__(self) -> None:
         check_required(self)
+        check_range("chunk_rows", self.chunk_rows, 1)
         if isinstance(self.input, (str, os.PathLike)):
             self.input = [str(self.input)]
         if self.instruction_source is not None:
@@ -325,37 +333,97 @@ def run_generate_responses(
 ) -> tuple[datasets.Dataset, Manifest | None]:
     """Answer the instructions of ``task.input`` into the artifact ``output.output``; returns ``(dataset, manifest)``.
 
+    The input is streamed in chunks of ``task.chunk_rows`` (:func:`~lamini_lm.generation.responses.stream_responses`)
+    and the rows are written as they are answered (parquet shards, turned into the ``save_to_disk`` folder at the
+    end), so memory stays flat at millions of rows; the dataset returned is memory-mapped from the output.
     A dry run prints the estimate and writes nothing (manifest None). Raises :class:`GenerationFailed` after writing
     when too many requests failed.
     """
-    from lamini_lm.generation.responses import generate_responses
+    import shutil
+
+    from lamini_lm.generation.responses import generate_responses, stream_responses
+    from lamini_lm.io import ShardWriter, load_table, release_shards
 
     start = time.monotonic()
     as_endpoints(teacher)
     check_output(output.output, RESPONSES_STAGE, output.overwrite)
-    ds, report = generate_responses(
-        _instruction_tables(task.input),
-        config=teacher,
-        store=output.store_path(),
-        instruction_source=task.instruction_source,
-        system_message=system_message,
-        dry_run=output.dry_run,
-        return_report=True,
-    )
     if output.dry_run:
+        ds, _ = generate_responses(
+            _instruction_tables(task.input),
+            config=teacher,
+            store=output.store_path(),
+            instruction_source=task.instruction_source,
+            system_message=system_message,
+            dry_run=True,
+            return_report=True,
+        )
         return ds, None
     version = prompt_hash(system_message)
     name = "system_message" if version == PROMPT_HASHES["system_message"] else "custom_system_message"
-    manifest = _write(
-        ds,
-        report,
-        stage=RESPONSES_STAGE,
-        output=output,
-        config={"responses": task, "output": output, "teacher": _teacher_config(teacher)},
-        inputs=[describe_input(path, role="input") for path in task.input],
-        prompt_hashes={name: version},
-        model_column="teacher_model",
-        start=start,
-    )
+    store = output.store_path()
+    with artifact_output(output.output, RESPONSES_STAGE, output.overwrite) as tmp:
+        scratch = tmp / ".rows"
+        with ShardWriter(scratch, rows_per_shard=max(task.chunk_rows, 100_000)) as writer:
+            tally = stream_responses(
+                task.input,
+                config=teacher,
+                store=store,
+                write=writer.write,
+                instruction_source=task.instruction_source,
+                system_message=system_message,
+                chunk_rows=task.chunk_rows,
+            )
+        report = tally.report(True, time.monotonic() - start)
+        write_start = time.monotonic()
+        _parquet_to_saved(release_shards(scratch), tmp)
+        shutil.rmtree(scratch)
+        with Store(store) as st:
+            answers = len(st)
+        manifest = Manifest(
+            stage=RESPONSES_STAGE,
+            config={"responses": task, "output": output, "teacher": _teacher_config(teacher)},
+            inputs=[
+                *(describe_input(path, role="input") for path in task.input),
+                {**describe_input(store, role="teacher_store"), "answers": answers},
+            ],
+            rows=tally.rows,
+            tokens={"prompt": tally.prompt_tokens, "completion": tally.completion_tokens},
+            cost_usd=round(tally.cost_usd, 6),
+            teacher_models=sorted(tally.models),
+            prompt_hashes={name: version},
+            reports=[report],
+            timings={"generate_s": round(write_start - start, 3)},
+            extra={k: report.details[k] for k in _EXTRA if k in report.details},
+        )
+        manifest.timings["total_s"] = round(time.monotonic() - start, 3)
+        manifest.save(tmp)
     _check_failures(report, output, teacher)
-    return ds, manifest
+    return load_table(output.output), manifest
+
+
+def _parquet_to_saved(shards: list, folder) -> None:
+    """The parquet shards of a streaming run as a ``save_to_disk`` folder (what every reader of this stage's output
+    loads), converted batch by batch through a cache inside ``folder`` that is removed after."""
+    import shutil
+
+    import datasets
+
+    from lamini_lm.generation.rows import rows_to_dataset
+    from lamini_lm.records import generation_features
+
+    cache = folder / ".cache"
+    was_disabled = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        if shards:
+            ds = datasets.Dataset.from_parquet(
+                [str(p) for p in shards], features=generation_features(), cache_dir=str(cache)
+            )
+        else:
+            ds = rows_to_dataset([])
+        ds.save_to_disk(str(folder))
+        del ds
+    finally:
+        if not was_disabled:
+            datasets.enable_progress_bars()
+        shutil.rmtree(cache, ignore_errors=True)

@@ -184,8 +184,8 @@ class Store:
     def claim(self, keys: Iterable[str]) -> set[str]:
         """Claim the ``keys`` that are neither answered in the store nor claimed by another live process.
 
-        Returns the keys this store object now holds (claimed before or now): send those, and wait for the rest
-        (:meth:`claimed_by_others`). Atomic against other processes; claims of dead processes on this host are
+        Returns the keys of ``keys`` this store object now holds (claimed before or now): send those, and wait for
+        the rest (:meth:`claimed_by_others`). Atomic against other processes; claims of dead processes on this host are
         dropped first.
         """
         keys = list(dict.fromkeys(keys))
@@ -198,7 +198,9 @@ class Store:
                 "(SELECT 1 FROM responses WHERE key = ?)",
                 ((k, self.owner, self.host, self.pid, started, k) for k in keys),
             )
-            mine = {k for (k,) in self._db.execute("SELECT key FROM claims WHERE owner = ?", (self.owner,))}
+            # only among ``keys``: a streaming run claims chunk after chunk, and its earlier claims stay
+            mine = {k for (k,) in self._select_in("SELECT key FROM claims WHERE owner = ? AND key IN ({})", keys,
+                                                  self.owner)}  # fmt: skip
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
