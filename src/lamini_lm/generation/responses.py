@@ -118,8 +118,12 @@ def generate_responses(
     keys, responses = keyed_chat_completions(
         messages, config, store, desc="responses", dry_run=dry_run, prompt_version=version
     )
-    model = (config if isinstance(config, TeacherConfig) else config[0]).model
+    primary = config if isinstance(config, TeacherConfig) else config[0]
+    model = primary.model
+    logprobs: dict[int, dict[str, list]] = {}
     for i, response, key in zip(asked, responses, keys):
+        if response.token_logprobs:
+            logprobs[i] = response.token_logprobs
         rows[i].update(
             response=response.text,
             response_prompt_version=version,
@@ -132,6 +136,8 @@ def generate_responses(
             error=response.error,
         )
     out = rows_to_dataset(rows)
+    if primary.top_logprobs:
+        out = with_teacher_columns(out, [logprobs.get(i) for i in range(len(rows))])
     if not return_report:
         return out
     removed: dict[str, int] = defaultdict(int)
@@ -167,9 +173,26 @@ def generate_responses(
             "failures": dict(failures),
             "not_sent": unsent,
             **({"to_send": planned.requests, "from_cache": planned.cached} if planned is not None else {}),
+            **({"top_logprobs": primary.top_logprobs} if primary.top_logprobs else {}),
         },
     )
     return out, report
+
+
+def with_teacher_columns(ds: datasets.Dataset, logprobs: list[dict[str, list] | None]) -> datasets.Dataset:
+    """``ds`` with the teacher's sparse columns (:func:`~lamini_lm.records.teacher_logits_features`, with the sampled
+    ids) from each row's ``token_logprobs``; a row without them (a failure) gets empty lists."""
+    import datasets
+
+    from lamini_lm.records import TEACHER_COLUMNS, TEACHER_RESPONSE_IDS, teacher_logits_features
+
+    columns: dict[str, list] = {TEACHER_COLUMNS[0]: [], TEACHER_COLUMNS[1]: [], TEACHER_RESPONSE_IDS: []}
+    for lp in logprobs:
+        columns[TEACHER_COLUMNS[0]].append(lp["top_ids"] if lp else [])
+        columns[TEACHER_COLUMNS[1]].append(lp["top_logprobs"] if lp else [])
+        columns[TEACHER_RESPONSE_IDS].append(lp["token_ids"] if lp else [])
+    sparse = datasets.Dataset.from_dict(columns, features=teacher_logits_features(response_ids=True))
+    return datasets.concatenate_datasets([ds, sparse], axis=1)
 
 
 def _print_samples(messages: list[list[dict[str, str]]], has_input: list[bool]) -> None:

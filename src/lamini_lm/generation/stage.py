@@ -56,7 +56,7 @@ RESPONSES_STAGE = "generate_responses"
 DEFAULT_MAX_FAILURE_RATE = 0.1
 # Report details repeated in the manifest's extra; "sampling": what instruction generation's seed sampling fell
 # short of (generation.instructions.sampling_report).
-_EXTRA = ("to_send", "from_cache", "not_sent", "sampling")
+_EXTRA = ("to_send", "from_cache", "not_sent", "sampling", "top_logprobs")
 
 
 class GenerationFailed(DataError):
