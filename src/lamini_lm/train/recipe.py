@@ -127,13 +127,10 @@ class Recipe:
         model = self.load_model()
         with cfg.main_process_first(desc="tokenise"):
             same = (tokenizer, self.family, cfg.response_column)
-            train = _keep_teacher_columns(
-                train, tokenize_dataset(train, tokenizer, self.family, cfg, desc="tokenise train"), *same
-            )
+            keep = _keep_teacher_columns if is_distill_config(cfg) else lambda raw, rows, *_: rows  # SFT: text only
+            train = keep(train, tokenize_dataset(train, tokenizer, self.family, cfg, desc="tokenise train"), *same)
             if evals is not None:
-                evals = _keep_teacher_columns(
-                    evals, tokenize_dataset(evals, tokenizer, self.family, cfg, desc="tokenise eval"), *same
-                )
+                evals = keep(evals, tokenize_dataset(evals, tokenizer, self.family, cfg, desc="tokenise eval"), *same)
         if evals is None and cfg.eval_strategy != "no":
             logger.warning("no held-out split (eval_split_size=0 and no %r split): evaluation off", cfg.eval_split)
             cfg.eval_strategy = "no"
