@@ -1,19 +1,22 @@
 """Token-level distillation (KD) against sequence-level distillation (SFT on the teacher's greedy outputs), on CPU.
 
-The task, with a known answer and a simple per-token rule: "walk K xN: s" -> N letters, each K places after the
-one before along ten letters on a circle ("walk 2 x3: c" -> "= e h k"); K in 1..4, N in 3..5, s one of the ten:
-120 prompts, every letter one token of the tiny tokenizer. Each output token follows from the previous one and K,
-so a small model learns it quickly (no copying by position, which a tiny T5 learns slowly).
+The task, with a known answer and a simple per-token rule: "walk K xN: o 7 p c" -> N letters, each K places after
+the one before along ten letters on a circle, from the start letter c ("walk 2 x3: o 7 p c" -> "= e h k"); K in
+1..4, N in 3..5, three distractor symbols (none of them one of the ten), every symbol one token of the tiny
+tokenizer: 61,440 prompts, too many to memorise, so a model must learn the rule. Each output token follows from
+the previous one and K, and the start letter is found by what it is, not where it is, so a small model learns the
+rule in a few hundred steps (copying by position, the previous version of this task, a tiny T5 learns slowly).
 
-The protocol, fixed before any run (nothing below was tuned on the outcome):
+The protocol, fixed before the measured runs (nothing below was tuned on KD against SFT):
 
-* 40 of the 120 prompts are held out (a fixed shuffle); nobody trains on them. The other 80 are the pool.
-* The teacher (T5 shape, 64 wide x 2 layers; ``--family causal``: GPT-2 shape) trains on the true answers of the
-  pool: 800 steps x batch 32, lr 3e-3, cosine with 30 warmup steps. Its held-out exact-match accuracy and mean top-1
-  probability on its own answers are printed (it should be >= 0.9 and high, i.e. confident).
-* Per seed (0, 1, 2), 24 prompts are drawn from the pool and answered greedily by the teacher. Two students (32
-  wide x 2 layers, the same fresh init per seed) train on exactly those rows with equal compute: 200 steps x batch
-  16, lr 3e-3 constant, through the library's recipes (``lamini_lm.train.load_recipe``):
+* 200 prompts are held out (a fixed shuffle); nobody trains on them. The rest are the pool.
+* The teacher (T5 shape, 64 wide x 2 layers; ``--family causal``: GPT-2 shape) trains on the true answers of
+  25,600 pool prompts, each seen once: 800 steps x batch 32, lr 3e-3, cosine with 30 warmup steps. Its held-out
+  exact-match accuracy and mean top-1 probability on its own answers are printed (the aim: >= 0.9, confident).
+* Per seed (0, 1, 2), 1,000 prompts are drawn from the pool and answered greedily by the teacher. Two students
+  (32 wide x 2 layers, the same fresh init per seed) train on exactly those rows with equal compute and the
+  teacher's schedule: 800 steps x batch 16, lr 3e-3, cosine with 30 warmup steps, through the library's recipes
+  (``lamini_lm.train.load_recipe``):
   - SFT: the family's recipe on the teacher's greedy answers (sequence-level distillation, the paper's method);
   - KD: the distillation recipe with its defaults, the same rows plus the live teacher's next-token distributions
     (``0.5 * CE + 0.5 * KL(teacher || student)``, temperature 1, the teacher on the same CPU).
@@ -21,10 +24,14 @@ The protocol, fixed before any run (nothing below was tuned on the outcome):
   exact-match accuracy against the true answer. Median of the 3 seeds. Also the training throughput (tokens/s
   of ``train_runtime``) of KD against SFT, and the storage per token of offline teacher logits (top-8/20/50).
 
+A first run of this protocol with a smaller student budget (200 prompts, 300 steps, lr 1e-2 constant) left both
+students near zero accuracy (seed 0, seq2seq: SFT 0.020, KD 0.025; causal SFT 0.010), a comparison that says
+nothing; the budget above was chosen then, for both arms alike, before any run of it.
+
 Exit status 0 when KD's median KL is at most 0.8x SFT's and its median accuracy at least SFT's.
 
 Usage:
-    python benchmarks/bench_distillation.py                    # seq2seq, ~4 minutes on 2 busy cores
+    python benchmarks/bench_distillation.py                    # seq2seq, ~8 minutes on 2 busy cores
     python benchmarks/bench_distillation.py --family causal
 """
 
@@ -57,9 +64,29 @@ def walk(k: int, n: int, start: str) -> str:
     return "= " + " ".join(out)
 
 
+NOISE = (
+    "o",
+    "p",
+    "n",
+    "5",
+    "6",
+    "7",
+    "8",
+    "9",
+)  # distractor symbols (single tokens, none of them a letter of the walk)
+
+
 def prompt_space() -> list[tuple[int, int, str]]:
-    """Every (K, N, letters) prompt: two distractor letters, then the start (the last letter)."""
-    return [(k, n, f"{x} {y} {c}") for k in STEPS for n in LENGTHS for x in LETTERS for y in LETTERS for c in LETTERS]
+    """Every (K, N, symbols) prompt: three distractors, then the start letter (the only one of the ten)."""
+    return [
+        (k, n, f"{x} {y} {z} {c}")
+        for k in STEPS
+        for n in LENGTHS
+        for x in NOISE
+        for y in NOISE
+        for z in NOISE
+        for c in LETTERS
+    ]
 
 
 def task_rows(prompts) -> list[dict[str, str]]:
@@ -67,7 +94,7 @@ def task_rows(prompts) -> list[dict[str, str]]:
 
 
 def split_prompts(seed: int, held_out: int):
-    """The 12,000 prompts, shuffled by ``seed``: (held out, the rest: the teacher's and students' pool)."""
+    """The 61,440 prompts, shuffled by ``seed``: (held out, the rest: the teacher's and students' pool)."""
     prompts = prompt_space()
     random.Random(seed).shuffle(prompts)
     return prompts[:held_out], prompts[held_out:]
@@ -185,11 +212,11 @@ def main(argv=None) -> int:
     p.add_argument("--family", default="seq2seq", choices=["seq2seq", "causal"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--held-out", type=int, default=200, help="prompts nobody trains on")
-    p.add_argument("--train-prompts", type=int, default=200, help="prompts each student sees")
-    p.add_argument("--steps", type=int, default=300, help="student steps (both methods)")
-    p.add_argument("--lr", type=float, default=1e-2, help="student learning rate (both methods)")
-    p.add_argument("--teacher-steps", type=int, default=1200)
-    p.add_argument("--teacher-lr", type=float, default=4e-3)
+    p.add_argument("--train-prompts", type=int, default=1000, help="prompts each student sees")
+    p.add_argument("--steps", type=int, default=800, help="student steps (both methods)")
+    p.add_argument("--lr", type=float, default=3e-3, help="student learning rate (both methods; cosine, 30 warmup)")
+    p.add_argument("--teacher-steps", type=int, default=800)
+    p.add_argument("--teacher-lr", type=float, default=3e-3)
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on 2 shared cores)")
@@ -220,13 +247,13 @@ def main(argv=None) -> int:
 
     # 1. the teacher, trained on the true answers of the students' pool (never on the held-out prompts)
     rng = random.Random(1000)
-    teacher_rows = task_rows(rng.sample(pool, args.teacher_steps * 32 // 2))  # each seen twice
+    teacher_rows = task_rows(rng.sample(pool, args.teacher_steps * 32))  # each seen once
     teacher_path = build(fam, tokenizer, tmp / "teacher-init", width=64, layers=2, seed=1234)
     t0 = time.perf_counter()
     teacher_recipe, _ = train(
         fam,
         {"model_name_or_path": str(teacher_path), "dataset_name": str(save_rows(teacher_rows, tmp / "teacher-data"))},
-        tmp / "teacher", args.teacher_steps, args.teacher_lr, 32, 1234, lr_scheduler_type="cosine", warmup_steps=50,
+        tmp / "teacher", args.teacher_steps, args.teacher_lr, 32, 1234, lr_scheduler_type="cosine", warmup_steps=30,
     )  # fmt: skip
     teacher_s = time.perf_counter() - t0
     teacher = teacher_recipe.trainer.model.eval()
@@ -263,7 +290,10 @@ def main(argv=None) -> int:
                     temperature=args.temperature,
                     teacher_batch_size=16,
                 )
-            recipe, tps = train(fam, extra, tmp / f"s{seed}-{method}", args.steps, args.lr, 16, seed)
+            recipe, tps = train(
+                fam, extra, tmp / f"s{seed}-{method}", args.steps, args.lr, 16, seed,
+                lr_scheduler_type="cosine", warmup_steps=30,
+            )  # fmt: skip
             student = recipe.trainer.model.eval()
             kl = heldout_divergence(student, teacher, held_teacher_rows, fam, tokenizer)
             s_answers = greedy(fam, student, tokenizer, held_ins)
@@ -280,7 +310,7 @@ def main(argv=None) -> int:
     n_students = sum(p.numel() for p in student.parameters())
     print(
         f"\nstudents: {shape} 32 wide x 2 layers ({n_students:,} parameters), {args.train_prompts} prompts, "
-        f"{args.steps} steps x batch 16, lr {args.lr} constant; KD alpha {args.alpha}, temperature "
+        f"{args.steps} steps x batch 16, lr {args.lr} cosine; KD alpha {args.alpha}, temperature "
         f"{args.temperature}, forward KL"
     )
     print(f"held out: {args.held_out} prompts; median of seeds {args.seeds}")
