@@ -31,7 +31,7 @@ nothing; the budget above was chosen then, for both arms alike, before any run o
 Exit status 0 when KD's median KL is at most 0.8x SFT's and its median accuracy at least SFT's.
 
 Usage:
-    python benchmarks/bench_distillation.py                    # seq2seq, ~8 minutes on 2 busy cores
+    python benchmarks/bench_distillation.py                    # seq2seq, ~14 minutes on 2 busy cores
     python benchmarks/bench_distillation.py --family causal
 """
 
