@@ -1,22 +1,38 @@
 """Token-level distillation (KD) against sequence-level distillation (SFT on the teacher's greedy outputs), on CPU.
 
-A synthetic task with a known answer: "shift K: c a d" -> each letter moved K places along ten letters ("shift 2: c
-a d" -> "= e h f"). A small teacher (T5 shape, 64 wide; ``--family causal``: GPT-2 shape) is trained on the true
-answers until it is confident (accuracy and mean top-1 probability are printed). Then students (32 wide, the test-
-suite's tiny shapes, a fresh init per seed) get equal compute: the same prompts, steps, batch and learning rate,
-through the library's recipes (``lamini_lm.train.load_recipe``):
+The task, with a known answer and a simple per-token rule: "walk K xN: o 7 p c" -> N letters, each K places after
+the one before along ten letters on a circle, from the start letter c ("walk 2 x3: o 7 p c" -> "= e h k"); K in
+1..4, N in 3..5, three distractor symbols (none of them one of the ten), every symbol one token of the tiny
+tokenizer: 61,440 prompts, too many to memorise, so a model must learn the rule. Each output token follows from
+the previous one and K, and the start letter is found by what it is, not where it is, so a small model learns the
+rule in a few hundred steps (copying by position, the previous version of this task, a tiny T5 learns slowly).
 
-* SFT: the family's recipe on the teacher's greedy answers (sequence-level distillation, the paper's method);
-* KD: the distillation recipe, the same rows plus the teacher's next-token distributions
-  (``alpha * CE + (1 - alpha) * T^2 * KL(teacher || student)``).
+The protocol, fixed before the measured runs (nothing below was tuned on KD against SFT):
 
-Held out (prompts never trained on): KL(teacher || student) per response token on the teacher's greedy answers,
-and task accuracy of the student's greedy answer against the true one. Median of 3 seeds. Also the training
-throughput (tokens/s of ``train_runtime``) of KD with the teacher on the same device against SFT.
+* 200 prompts are held out (a fixed shuffle); nobody trains on them. The rest are the pool.
+* The teacher (T5 shape, 64 wide x 2 layers; ``--family causal``: GPT-2 shape) trains on the true answers of
+  25,600 pool prompts, each seen once: 800 steps x batch 32, lr 3e-3, cosine with 30 warmup steps. Its held-out
+  exact-match accuracy and mean top-1 probability on its own answers are printed (the aim: >= 0.9, confident).
+* Per seed (0, 1, 2), 1,000 prompts are drawn from the pool and answered greedily by the teacher. Two students
+  (32 wide x 2 layers, the same fresh init per seed) train on exactly those rows with equal compute and the
+  teacher's schedule: 800 steps x batch 16, lr 3e-3, cosine with 30 warmup steps, through the library's recipes
+  (``lamini_lm.train.load_recipe``):
+  - SFT: the family's recipe on the teacher's greedy answers (sequence-level distillation, the paper's method);
+  - KD: the distillation recipe with its defaults, the same rows plus the live teacher's next-token distributions
+    (``0.5 * CE + 0.5 * KL(teacher || student)``, temperature 1, the teacher on the same CPU).
+* Held out: KL(teacher || student) per response token on the teacher's greedy answers, and the student's greedy
+  exact-match accuracy against the true answer. Median of the 3 seeds. Also the training throughput (tokens/s
+  of ``train_runtime``) of KD against SFT, and the storage per token of offline teacher logits (top-8/20/50).
+
+A first run of this protocol with a smaller student budget (200 prompts, 300 steps, lr 1e-2 constant) left both
+students near zero accuracy (seed 0, seq2seq: SFT 0.020, KD 0.025; causal SFT 0.010), a comparison that says
+nothing; the budget above was chosen then, for both arms alike, before any run of it.
+
+Exit status 0 when KD's median KL is at most 0.8x SFT's and its median accuracy at least SFT's.
 
 Usage:
-    python benchmarks/bench_distillation.py                 # ~5 minutes on 2 busy cores
-    python benchmarks/bench_distillation.py --seeds 0 1 2 --train-prompts 48 --steps 120
+    python benchmarks/bench_distillation.py                    # seq2seq, ~14 minutes on 2 busy cores
+    python benchmarks/bench_distillation.py --family causal
 """
 
 from __future__ import annotations
@@ -35,20 +51,53 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import print_machine  # noqa: E402
 
 LETTERS = "abcdefhikm"  # ten letters that the tiny tokenizer keeps as single " x" tokens
+STEPS = (1, 2, 3, 4)  # K: the walk's stride
+LENGTHS = (3, 4, 5)  # N: letters in the answer
 
 
-MAX_SHIFT = 1  # --max-shift: K is drawn from 1..MAX_SHIFT (1: a fixed substitution, learnable by a tiny teacher)
-
-
-def task_rows(n: int, seed: int) -> list[dict[str, str]]:
-    rng = random.Random(seed)
-    rows = []
+def walk(k: int, n: int, start: str) -> str:
+    """The true answer: N letters, each K places after the one before along the ten (a circle), from ``start``."""
+    out, i = [], LETTERS.index(start)
     for _ in range(n):
-        k = rng.randint(1, MAX_SHIFT)
-        word = [rng.choice(LETTERS) for _ in range(rng.randint(3, 5))]
-        answer = [LETTERS[(LETTERS.index(c) + k) % len(LETTERS)] for c in word]
-        rows.append({"instruction": f"shift {k}: {' '.join(word)}", "response": "= " + " ".join(answer)})
-    return rows
+        i = (i + k) % len(LETTERS)
+        out.append(LETTERS[i])
+    return "= " + " ".join(out)
+
+
+NOISE = (
+    "o",
+    "p",
+    "n",
+    "5",
+    "6",
+    "7",
+    "8",
+    "9",
+)  # distractor symbols (single tokens, none of them a letter of the walk)
+
+
+def prompt_space() -> list[tuple[int, int, str]]:
+    """Every (K, N, symbols) prompt: three distractors, then the start letter (the only one of the ten)."""
+    return [
+        (k, n, f"{x} {y} {z} {c}")
+        for k in STEPS
+        for n in LENGTHS
+        for x in NOISE
+        for y in NOISE
+        for z in NOISE
+        for c in LETTERS
+    ]
+
+
+def task_rows(prompts) -> list[dict[str, str]]:
+    return [{"instruction": f"walk {k} x{n}: {w}", "response": walk(k, n, w[-1])} for k, n, w in prompts]
+
+
+def split_prompts(seed: int, held_out: int):
+    """The 61,440 prompts, shuffled by ``seed``: (held out, the rest: the teacher's and students' pool)."""
+    prompts = prompt_space()
+    random.Random(seed).shuffle(prompts)
+    return prompts[:held_out], prompts[held_out:]
 
 
 def build(family: str, tokenizer, path: Path, width: int, layers: int, seed: int) -> Path:
@@ -67,7 +116,7 @@ def build(family: str, tokenizer, path: Path, width: int, layers: int, seed: int
     else:
         config = T5Config(
             vocab_size=len(tokenizer), d_model=width, d_ff=2 * width, d_kv=16, num_layers=layers, num_heads=2,
-            relative_attention_num_buckets=8, decoder_start_token_id=tokenizer.pad_token_id, **ids,
+            relative_attention_num_buckets=32, decoder_start_token_id=tokenizer.pad_token_id, **ids,
         )  # fmt: skip
         model = T5ForConditionalGeneration(config)
     model.save_pretrained(str(path))
@@ -82,13 +131,13 @@ def save_rows(rows, path: Path) -> Path:
     return path
 
 
-def train(family: str, family_args: dict, out: Path, steps: int, lr: float, batch: int, seed: int):
+def train(family: str, family_args: dict, out: Path, steps: int, lr: float, batch: int, seed: int, **overrides):
     from lamini_lm.train import load_recipe
 
     lengths = {"max_length": 64} if family == "causal" else {"max_source_length": 16, "max_target_length": 16}
     if family == "seq2seq":
         lengths["predict_with_generate"] = False
-    recipe = load_recipe(
+    settings = dict(
         family=family,
         output_dir=str(out),
         per_device_train_batch_size=batch,
@@ -107,6 +156,7 @@ def train(family: str, family_args: dict, out: Path, steps: int, lr: float, batc
         **lengths,
         **family_args,
     )
+    recipe = load_recipe(**{**settings, **overrides})
     trainer = recipe.build()
     lengths = [len(r["input_ids"]) for r in trainer.train_dataset]
     result = recipe.train()
@@ -161,19 +211,18 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--family", default="seq2seq", choices=["seq2seq", "causal"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--train-prompts", type=int, default=48, help="prompts the students see")
-    p.add_argument("--held-out", type=int, default=200)
-    p.add_argument("--steps", type=int, default=120, help="student steps (both methods)")
-    p.add_argument("--teacher-steps", type=int, default=300)
+    p.add_argument("--held-out", type=int, default=200, help="prompts nobody trains on")
+    p.add_argument("--train-prompts", type=int, default=1000, help="prompts each student sees")
+    p.add_argument("--steps", type=int, default=800, help="student steps (both methods)")
+    p.add_argument("--lr", type=float, default=3e-3, help="student learning rate (both methods; cosine, 30 warmup)")
+    p.add_argument("--teacher-steps", type=int, default=800)
     p.add_argument("--teacher-lr", type=float, default=3e-3)
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--max-shift", type=int, default=1, help="K in 1..N (3 needs a bigger teacher than CPU allows)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on 2 shared cores)")
     p.add_argument("--top-k", type=int, nargs="+", default=[8, 20, 50], help="teacher-logits storage to measure")
     p.add_argument("--out-json", default=None)
     args = p.parse_args(argv)
-    global MAX_SHIFT
-    MAX_SHIFT = args.max_shift
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import datasets
@@ -186,24 +235,28 @@ def main(argv=None) -> int:
 
     datasets.disable_progress_bars()
     transformers.logging.set_verbosity_error()
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(args.threads)
     print_machine()
     fam = args.family
     shape = "GPT-2" if fam == "causal" else "T5"
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="bench-kd-"))
     tokenizer = build_tiny_tokenizer(tmp / "tok", vocab_size=1024)  # the toy corpus: letters stay single tokens
+    held_prompts, pool = split_prompts(0, args.held_out)
+    held = task_rows(held_prompts)
 
-    # 1. the teacher, trained on the true answers until confident
-    teacher_rows = task_rows(3000, 1000)
+    # 1. the teacher, trained on the true answers of the students' pool (never on the held-out prompts)
+    rng = random.Random(1000)
+    teacher_rows = task_rows(rng.sample(pool, args.teacher_steps * 32))  # each seen once
     teacher_path = build(fam, tokenizer, tmp / "teacher-init", width=64, layers=2, seed=1234)
+    t0 = time.perf_counter()
     teacher_recipe, _ = train(
         fam,
         {"model_name_or_path": str(teacher_path), "dataset_name": str(save_rows(teacher_rows, tmp / "teacher-data"))},
-        tmp / "teacher", args.teacher_steps, args.teacher_lr, 32, 1234,
+        tmp / "teacher", args.teacher_steps, args.teacher_lr, 32, 1234, lr_scheduler_type="cosine", warmup_steps=30,
     )  # fmt: skip
+    teacher_s = time.perf_counter() - t0
     teacher = teacher_recipe.trainer.model.eval()
-    held = task_rows(args.held_out, 7)
     held_ins = [r["instruction"] for r in held]
     t_answers = greedy(fam, teacher, tokenizer, held_ins)
     t_acc = statistics.mean(a == r["response"] for a, r in zip(t_answers, held))
@@ -215,15 +268,16 @@ def main(argv=None) -> int:
     t_conf = confidence(fam, teacher, held_teacher_rows, tokenizer)
     print(
         f"teacher ({fam}): {shape} 64 wide x 2 layers, {sum(p.numel() for p in teacher.parameters()):,} parameters, "
-        f"{args.teacher_steps} steps on 3000 true answers; held-out accuracy {t_acc:.3f}, "
-        f"mean top-1 probability on its answers {t_conf:.3f}"
+        f"{args.teacher_steps} steps x batch 32 (lr {args.teacher_lr}, cosine) on the true answers of "
+        f"{len(teacher_rows)} prompts in {teacher_s:.0f} s; on {len(held)} held-out prompts: exact-match accuracy "
+        f"{t_acc:.3f}, mean top-1 probability on its answers {t_conf:.3f}"
     )
 
     # 2. students: the same prompts, the teacher's greedy answers, equal steps
     results = {"sft": [], "kd": []}
     speed = {"sft": [], "kd": []}
     for seed in args.seeds:
-        prompts = [r["instruction"] for r in task_rows(args.train_prompts, 100 + seed)]
+        prompts = [r["instruction"] for r in task_rows(random.Random(100 + seed).sample(pool, args.train_prompts))]
         answers = greedy(fam, teacher, tokenizer, prompts)
         data = save_rows([{"instruction": i, "response": a} for i, a in zip(prompts, answers)], tmp / f"d{seed}")
         for method in ("sft", "kd"):
@@ -236,7 +290,10 @@ def main(argv=None) -> int:
                     temperature=args.temperature,
                     teacher_batch_size=16,
                 )
-            recipe, tps = train(fam, extra, tmp / f"s{seed}-{method}", args.steps, 1e-2, 16, seed)
+            recipe, tps = train(
+                fam, extra, tmp / f"s{seed}-{method}", args.steps, args.lr, 16, seed,
+                lr_scheduler_type="cosine", warmup_steps=30,
+            )  # fmt: skip
             student = recipe.trainer.model.eval()
             kl = heldout_divergence(student, teacher, held_teacher_rows, fam, tokenizer)
             s_answers = greedy(fam, student, tokenizer, held_ins)
@@ -253,7 +310,8 @@ def main(argv=None) -> int:
     n_students = sum(p.numel() for p in student.parameters())
     print(
         f"\nstudents: {shape} 32 wide x 2 layers ({n_students:,} parameters), {args.train_prompts} prompts, "
-        f"{args.steps} steps x batch 16, lr 1e-2; KD alpha {args.alpha}, temperature {args.temperature}, forward KL"
+        f"{args.steps} steps x batch 16, lr {args.lr} cosine; KD alpha {args.alpha}, temperature "
+        f"{args.temperature}, forward KL"
     )
     print(f"held out: {args.held_out} prompts; median of seeds {args.seeds}")
     print("| method | KL(teacher || student) per token | task accuracy | train tokens/s |")

@@ -43,9 +43,12 @@ __all__ = [
     "InstructionSource",
     "LaMiniExample",
     "Response",
+    "TEACHER_COLUMNS",
+    "TEACHER_RESPONSE_IDS",
     "Usage",
     "dialogue_features",
     "generation_features",
+    "teacher_logits_features",
     "join_input",
     "lamini_features",
 ]
@@ -174,6 +177,8 @@ class Response:
     """A teacher's answer to one request, or the reason there is none.
 
     Exactly one of ``text`` and ``error`` is set: a failed request is a row with its reason, never a None row.
+    ``token_logprobs`` (asked with ``--top_logprobs K``): per generated token, ``token_ids`` (the sampled id),
+    ``top_ids`` and ``top_logprobs`` (the teacher's K most likely ids and their log-probs), kept with the answer.
     """
 
     text: str | None
@@ -182,6 +187,7 @@ class Response:
     model: str | None = None
     error: str | None = None
     cost_usd: float = 0.0
+    token_logprobs: dict[str, list] | None = None
 
     def __post_init__(self) -> None:
         if (self.text is None) == (self.error is None):
@@ -287,6 +293,27 @@ def generation_features() -> datasets.Features:
             "error": string,
         }
     )
+
+
+# Token-level distillation's sparse columns, one row of k per response token: the teacher's top-k token ids (int32)
+# and log-probs (float16). `lamini-lm teacher-logits` writes them from a local teacher; `generate responses
+# --top_logprobs K` from the served teacher's paid pass, with the ids it sampled (TEACHER_RESPONSE_IDS) so that
+# training can check they are the tokens the student learns.
+TEACHER_COLUMNS = ("teacher_token_ids", "teacher_logprobs")
+TEACHER_RESPONSE_IDS = "teacher_response_ids"
+
+
+def teacher_logits_features(response_ids: bool = False) -> datasets.Features:
+    """``datasets.Features`` of the teacher's sparse columns (and, with ``response_ids``, the sampled ids)."""
+    import datasets
+
+    columns = {
+        TEACHER_COLUMNS[0]: datasets.List(datasets.List(datasets.Value("int32"))),
+        TEACHER_COLUMNS[1]: datasets.List(datasets.List(datasets.Value("float16"))),
+    }
+    if response_ids:
+        columns[TEACHER_RESPONSE_IDS] = datasets.List(datasets.Value("int32"))
+    return datasets.Features(columns)
 
 
 # Columns a dialogue row adds to the generation ones.

@@ -124,7 +124,7 @@ async def _collect(ep, store: Store, batch: dict, info: dict, prices: dict, resu
             resp = row.get("response") or {}
             status = resp.get("status_code")
             if status == 200:
-                attempt = response_from_body(resp.get("body"), cfg.model)
+                attempt = response_from_body(resp.get("body"), cfg.model, cfg.top_logprobs)
             else:
                 err = row.get("error") or (resp.get("body") or {}).get("error") or {}
                 message = err.get("message") if isinstance(err, dict) else str(err)

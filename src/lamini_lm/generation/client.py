@@ -45,8 +45,11 @@ class Attempt:
     fatal: bool = False  # every request would fail the same way (bad key, no quota): stop the run
 
 
-def response_from_body(body: Any, model: str) -> Attempt:
-    """Turn a chat-completion JSON body into an answer, or a retryable failure if it is malformed or empty."""
+def response_from_body(body: Any, model: str, top_logprobs: int = 0) -> Attempt:
+    """Turn a chat-completion JSON body into an answer, or a retryable failure if it is malformed or empty.
+
+    ``top_logprobs`` > 0: the answer keeps the teacher's top-k log-probs per generated token (:class:`Response`'s
+    ``token_logprobs``); a body without them (tokens as ids) is a fatal error."""
     try:
         choice = body["choices"][0]
         message = choice["message"]
@@ -64,14 +67,53 @@ def response_from_body(body: Any, model: str) -> Attempt:
         if refusal:
             return Attempt(error=f"refused: {refusal}")
         return Attempt(error=f"empty answer (finish_reason={finish})", retryable=True)
+    token_logprobs = None
+    if top_logprobs:
+        token_logprobs, error = _token_logprobs(choice.get("logprobs"), top_logprobs)
+        if error:
+            return Attempt(error=error, fatal=True)  # every answer of this server would lack them the same way
     return Attempt(
         Response(
             text,
             finish_reason=finish,
             usage=Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)),
             model=body.get("model") or model,
+            token_logprobs=token_logprobs,
         )
     )
+
+
+def _token_id(token: Any) -> int | None:
+    if isinstance(token, str) and token.startswith("token_id:"):
+        try:
+            return int(token[len("token_id:") :])
+        except ValueError:
+            return None
+    return None
+
+
+def _token_logprobs(logprobs: Any, k: int) -> tuple[dict[str, list] | None, str | None]:
+    """A choice's ``logprobs.content`` (vLLM with ``return_tokens_as_token_ids``) as ``{token_ids, top_ids,
+    top_logprobs}``, or the one-line reason it cannot be."""
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not isinstance(content, list):
+        return None, "--top_logprobs: the teacher returned no logprobs.content (serve an open model with vLLM)"
+    ids, top_ids, top_lps = [], [], []
+    for entry in content:
+        tid = _token_id(entry.get("token") if isinstance(entry, dict) else None)
+        tops = entry.get("top_logprobs") if isinstance(entry, dict) else None
+        pairs = [(_token_id(t.get("token")), t.get("logprob")) for t in tops or [] if isinstance(t, dict)]
+        if tid is None or not pairs or any(i is None or not isinstance(lp, (int, float)) for i, lp in pairs):
+            return None, (
+                "--top_logprobs: the teacher's tokens are text, not 'token_id:<id>'; token-level columns need the "
+                "ids (vLLM: return_tokens_as_token_ids, sent with the request; or start it with "
+                "--return-tokens-as-token-ids)"
+            )
+        pairs = sorted(pairs, key=lambda p: -p[1])[:k]
+        ids.append(tid)
+        top_ids.append([i for i, _ in pairs])
+        top_lps.append([float(lp) for _, lp in pairs])
+    return {"token_ids": ids, "top_ids": top_ids, "top_logprobs": top_lps}, None
 
 
 class Endpoint:
@@ -109,7 +151,7 @@ class Endpoint:
             return Attempt(error=f"{type(e).__name__}: {e}", retryable=True)
         except (ValueError, UnicodeDecodeError, openai.APIResponseValidationError) as e:
             return Attempt(error=f"malformed response body: {e}", retryable=True)
-        return response_from_body(body, c.model)
+        return response_from_body(body, c.model, c.top_logprobs)
 
     # Batch API (files + batches endpoints)
     async def upload_batch_file(self, name: str, data: bytes) -> str:

@@ -57,6 +57,14 @@ class TeacherConfig:
     max_tokens: int = field(default=1024, metadata={"help": "maximum completion tokens per request"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling top_p"})
+    top_logprobs: int = field(
+        default=0,
+        metadata={
+            "help": "keep the teacher's K most likely tokens and their log-probs per generated token, on the same "
+            "paid pass (vLLM: logprobs + top_logprobs, tokens as ids); the response rows get the sparse columns "
+            "token-level distillation trains on (0: not asked)"
+        },
+    )
     max_tokens_param: str = field(
         default="max_tokens",
         metadata={"help": "request field carrying max_tokens ('max_completion_tokens' for newer OpenAI models)"},
@@ -107,6 +115,7 @@ class TeacherConfig:
             check_range(name, getattr(self, name), 0)
         check_range("temperature", self.temperature, 0, 2)
         check_range("top_p", self.top_p, 0, 1, low_open=True)
+        check_range("top_logprobs", self.top_logprobs, 0)
         check_range("timeout", self.timeout, 0, low_open=True)
         check_range("batch_poll_interval", self.batch_poll_interval, 0, low_open=True)
         check_range("budget_usd", self.budget_usd, 0, low_open=True)
@@ -115,19 +124,26 @@ class TeacherConfig:
             raise ConfigError("--model: the teacher's model name is empty")
 
     def sampling(self) -> dict[str, Any]:
-        """The sampling parameters sent with each request (and hashed into the store key)."""
-        return {"max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p}
+        """The sampling parameters sent with each request (and hashed into the store key; ``top_logprobs`` only
+        when asked, so the keys of runs without it stay what they were)."""
+        out: dict[str, Any] = {"max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p}
+        if self.top_logprobs:
+            out["top_logprobs"] = self.top_logprobs
+        return out
 
     def request_body(self, messages: Sequence[Mapping[str, str]], max_tokens: int | None = None) -> dict[str, Any]:
         """The chat-completions request body (real-time and Batch API alike); ``max_tokens`` overrides the config's
         (after a context-length error shrank it)."""
-        return {
+        body = {
             "model": self.model,
             "messages": list(messages),
             self.max_tokens_param: self.max_tokens if max_tokens is None else max_tokens,
             "temperature": self.temperature,
             "top_p": self.top_p,
         }
+        if self.top_logprobs:  # vLLM's extension names every token "token_id:<id>": no re-tokenising
+            body.update(logprobs=True, top_logprobs=self.top_logprobs, return_tokens_as_token_ids=True)
+        return body
 
     def api_key(self) -> str:
         """The key from ``api_key_env``; local servers get a placeholder, api.openai.com an error if unset."""

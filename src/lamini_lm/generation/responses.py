@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import datasets
     import pyarrow as pa
 
-__all__ = ["generate_responses", "instruction_rows", "response_messages", "stream_responses"]
+__all__ = ["generate_responses", "instruction_rows", "response_messages", "stream_responses", "with_teacher_columns"]
 
 DRY_RUN_SAMPLES = 3  # user messages a dry run prints, so what the teacher will be asked can be read before paying
 
@@ -117,11 +117,14 @@ def generate_responses(
     keys, responses = keyed_chat_completions(
         messages, config, store, desc="responses", dry_run=dry_run, prompt_version=version
     )
-    _fill(rows, asked, responses, keys, version, as_endpoints(config)[0].model)
+    primary = as_endpoints(config)[0]
+    logprobs = _fill(rows, asked, responses, keys, version, primary.model)
     out = rows_to_dataset(rows)
+    if primary.top_logprobs:
+        out = with_teacher_columns(out, logprobs)
     if not return_report:
         return out
-    tally = _Tally()
+    tally = _Tally(top_logprobs=primary.top_logprobs)
     tally.add(rows, asked, joined)
     if planned is not None:
         tally.to_send, tally.from_cache = planned.requests, planned.cached
@@ -146,8 +149,11 @@ def _to_ask(rows: list[dict[str, Any]], source: str | None, system_message: str)
     return asked, messages
 
 
-def _fill(rows, asked: list[int], responses, keys, version: str, model: str) -> None:
+def _fill(rows, asked: list[int], responses, keys, version: str, model: str) -> list[dict[str, list] | None]:
+    """Write the answers into ``rows``; returns each row's served top-k log-probs (None where none came)."""
+    logprobs: list[dict[str, list] | None] = [None] * len(rows)
     for i, response, key in zip(asked, responses, keys):
+        logprobs[i] = response.token_logprobs or None
         rows[i].update(
             response=response.text,
             response_prompt_version=version,
@@ -159,6 +165,43 @@ def _fill(rows, asked: list[int], responses, keys, version: str, model: str) -> 
             request_key=key,
             error=response.error,
         )
+    return logprobs
+
+
+def _teacher_columns(logprobs: list[dict[str, list] | None]) -> dict[str, list]:
+    from lamini_lm.records import TEACHER_COLUMNS, TEACHER_RESPONSE_IDS
+
+    columns: dict[str, list] = {TEACHER_COLUMNS[0]: [], TEACHER_COLUMNS[1]: [], TEACHER_RESPONSE_IDS: []}
+    for lp in logprobs:
+        columns[TEACHER_COLUMNS[0]].append(lp["top_ids"] if lp else [])
+        columns[TEACHER_COLUMNS[1]].append(lp["top_logprobs"] if lp else [])
+        columns[TEACHER_RESPONSE_IDS].append(lp["token_ids"] if lp else [])
+    return columns
+
+
+def with_teacher_columns(ds: datasets.Dataset, logprobs: list[dict[str, list] | None]) -> datasets.Dataset:
+    """``ds`` with the teacher's sparse columns (:func:`~lamini_lm.records.teacher_logits_features`, with the sampled
+    ids) from each row's ``token_logprobs``; a row without them (a failure) gets empty lists."""
+    import datasets
+
+    from lamini_lm.records import teacher_logits_features
+
+    features = teacher_logits_features(response_ids=True)
+    sparse = datasets.Dataset.from_dict(_teacher_columns(logprobs), features=features)
+    return datasets.concatenate_datasets([ds, sparse], axis=1)
+
+
+def _with_teacher_table(table: pa.Table, logprobs: list[dict[str, list] | None]) -> pa.Table:
+    """The same columns as :func:`with_teacher_columns`, added to one streamed chunk's Arrow table."""
+    import pyarrow as pa
+
+    from lamini_lm.records import teacher_logits_features
+
+    schema = teacher_logits_features(response_ids=True).arrow_schema
+    sparse = pa.Table.from_pydict(_teacher_columns(logprobs), schema=schema)
+    for name in sparse.column_names:
+        table = table.append_column(schema.field(name), sparse[name])
+    return table
 
 
 @dataclass
@@ -180,6 +223,7 @@ class _Tally:
     removed: dict = field(default_factory=lambda: defaultdict(int))
     examples: dict = field(default_factory=lambda: defaultdict(list))
     failures: dict = field(default_factory=lambda: defaultdict(int))
+    top_logprobs: int = 0  # the served top-k asked for on this pass (0: none)
 
     def add(self, rows: list[dict[str, Any]], asked: list[int], joined) -> None:
         asked_set = set(asked)
@@ -221,6 +265,7 @@ class _Tally:
                 "failures": dict(self.failures),
                 "not_sent": self.unsent,
                 **({"to_send": self.to_send, "from_cache": self.from_cache} if planned else {}),
+                **({"top_logprobs": self.top_logprobs} if self.top_logprobs else {}),
             },
         )
 
@@ -267,7 +312,7 @@ async def _stream(inputs, endpoints, store, write, source, system_message, chunk
     import asyncio
 
     version = prompt_hash(system_message)
-    tally = _Tally()
+    tally = _Tally(top_logprobs=endpoints[0].top_logprobs)
     window: deque = deque()  # chunks whose requests are queued: (rows, asked, joined, futures)
     checked = False
 
@@ -275,10 +320,11 @@ async def _stream(inputs, endpoints, store, write, source, system_message, chunk
         rows, asked, joined, futures = window.popleft()
         answers = [f.result() for f in futures]
         keys = [a.key for a in answers]
-        _fill(rows, asked, [a.response for a in answers], keys, version, endpoints[0].model)
+        logprobs = _fill(rows, asked, [a.response for a in answers], keys, version, endpoints[0].model)
         tally.add(rows, asked, joined)
         tally.requests += len(set(keys))
-        write(rows_to_table(rows))
+        table = rows_to_table(rows)
+        write(_with_teacher_table(table, logprobs) if tally.top_logprobs else table)
 
     def prepare(chunk: list[dict[str, Any]]) -> tuple:
         nonlocal checked

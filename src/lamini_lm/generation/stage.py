@@ -56,7 +56,7 @@ RESPONSES_STAGE = "generate_responses"
 DEFAULT_MAX_FAILURE_RATE = 0.1
 # Report details repeated in the manifest's extra; "sampling": what instruction generation's seed sampling fell
 # short of (generation.instructions.sampling_report).
-_EXTRA = ("to_send", "from_cache", "not_sent", "sampling")
+_EXTRA = ("to_send", "from_cache", "not_sent", "sampling", "top_logprobs")
 
 
 class GenerationFailed(DataError):
@@ -375,7 +375,7 @@ def run_generate_responses(
             )
         report = tally.report(True, time.monotonic() - start)
         write_start = time.monotonic()
-        _parquet_to_saved(release_shards(scratch), tmp)
+        _parquet_to_saved(release_shards(scratch), tmp, teacher_columns=bool(as_endpoints(teacher)[0].top_logprobs))
         shutil.rmtree(scratch)
         with Store(store) as st:
             answers = len(st)
@@ -401,24 +401,27 @@ def run_generate_responses(
     return load_table(output.output), manifest
 
 
-def _parquet_to_saved(shards: list, folder) -> None:
+def _parquet_to_saved(shards: list, folder, teacher_columns: bool = False) -> None:
     """The parquet shards of a streaming run as a ``save_to_disk`` folder (what every reader of this stage's output
-    loads), converted batch by batch through a cache inside ``folder`` that is removed after."""
+    loads), converted batch by batch through a cache inside ``folder`` that is removed after; ``teacher_columns``:
+    the rows carry the served top-k log-probs too (``--top_logprobs``)."""
     import shutil
 
     import datasets
 
     from lamini_lm.generation.rows import rows_to_dataset
-    from lamini_lm.records import generation_features
+    from lamini_lm.records import generation_features, teacher_logits_features
+
+    features = generation_features()
+    if teacher_columns:
+        features = datasets.Features({**features, **teacher_logits_features(response_ids=True)})
 
     cache = folder / ".cache"
     was_disabled = datasets.are_progress_bars_disabled()
     datasets.disable_progress_bars()
     try:
         if shards:
-            ds = datasets.Dataset.from_parquet(
-                [str(p) for p in shards], features=generation_features(), cache_dir=str(cache)
-            )
+            ds = datasets.Dataset.from_parquet([str(p) for p in shards], features=features, cache_dir=str(cache))
         else:
             ds = rows_to_dataset([])
         ds.save_to_disk(str(folder))

@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 from lamini_lm.config import ConfigError, check_choice, check_range
 from lamini_lm.errors import DataError, UsageError
 from lamini_lm.families import IGNORE_INDEX
+from lamini_lm.records import TEACHER_COLUMNS, TEACHER_RESPONSE_IDS  # the sparse columns' home
 from lamini_lm.train.config import CausalRecipeConfig, Seq2SeqRecipeConfig
 from lamini_lm.train.trainers import CausalRecipeTrainer, Seq2SeqRecipeTrainer
 
@@ -53,6 +54,7 @@ __all__ = [
     "Seq2SeqDistillConfig",
     "Seq2SeqDistillTrainer",
     "TeacherColumnsCollator",
+    "align_response_columns",
     "check_same_tokenizer",
     "check_teacher_logits",
     "distill_config_cls",
@@ -71,8 +73,6 @@ logger = logging.getLogger(__name__)
 
 DIVERGENCES = ("forward_kl", "reverse_kl", "jsd")
 TEACHER_DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
-# the sparse columns of a teacher-logits artifact: per response token, the teacher's top-k token ids and log-probs
-TEACHER_COLUMNS = ("teacher_token_ids", "teacher_logprobs")
 _DISTILL_KEYS = ("teacher_model_name_or_path", "teacher_logits")
 _EPS = 1e-6
 
@@ -366,8 +366,18 @@ def check_teacher_logits(cfg, tokenizer) -> None:
     from lamini_lm.artifacts import read_manifest
 
     manifest = read_manifest(cfg.teacher_logits)
+    if manifest is not None and manifest.extra.get("top_logprobs"):  # `generate responses --top_logprobs K`
+        if abs(cfg.temperature - 1.0) > 1e-9:  # vLLM returns the raw log-probs (before the sampling temperature)
+            raise UsageError(
+                f"--temperature {cfg.temperature}: the served teacher's log-probs in {cfg.teacher_logits} are at "
+                "temperature 1; use --temperature 1 (or recompute them with lamini-lm teacher-logits)"
+            )
+        return  # the tokens are checked row by row against the student's (align_response_columns)
     if manifest is None or manifest.stage != "teacher-logits":
-        raise UsageError(f"--teacher_logits {cfg.teacher_logits}: not a `lamini-lm teacher-logits` artifact")
+        raise UsageError(
+            f"--teacher_logits {cfg.teacher_logits}: not a `lamini-lm teacher-logits` artifact nor responses "
+            "generated with --top_logprobs"
+        )
     extra = manifest.extra
     if extra.get("tokenizer") != tokenizer_fingerprint(tokenizer):
         raise UsageError(
@@ -384,6 +394,53 @@ def check_teacher_logits(cfg, tokenizer) -> None:
 
 
 # --- offline columns --------------------------------------------------------------------------------------------
+
+_NO_MASS = -30.0  # the log-prob of a filler token at a position whose distribution the teacher did not return
+
+
+def align_response_columns(raw, tokenized, tokenizer, decoder_only: bool, response_column: str = "response"):
+    """``tokenized`` with the teacher's columns of responses generated with ``--top_logprobs`` (``raw``).
+
+    The response tokens the student trains on become the teacher's own sampled ids (``teacher_response_ids``), not
+    a re-tokenisation of its text, so each stored row of k is the teacher's distribution at the student's label
+    position. The ids must be the student's and decode, with its tokenizer, to the row's response text (else the
+    tokenizers differ: a one-line DataError). The student's final EOS, when the server did not report one (it
+    stopped there, or max_tokens cut it), gets all its mass on EOS."""
+    import datasets
+
+    eos = tokenizer.eos_token_id
+    names = [c for c in tokenized.column_names if c in ("input_ids", "attention_mask", "labels", "length")]
+    out: dict[str, list] = {c: [] for c in (*names, *TEACHER_COLUMNS)}
+    columns = zip(raw[response_column], raw[TEACHER_RESPONSE_IDS], raw[TEACHER_COLUMNS[0]], raw[TEACHER_COLUMNS[1]])
+    for row, (text, sampled, top_ids, top_lps) in enumerate(columns):
+        if not sampled:
+            raise DataError(f"row {row}: no teacher log-probs (its request failed); filter failed rows first")
+        top = max(max(sampled), max(max(r) for r in top_ids))
+        if top >= len(tokenizer) or tokenizer.decode(sampled, skip_special_tokens=True) != text:
+            raise DataError(
+                f"row {row}: the teacher's sampled token ids are not its response text in the student's tokenizer "
+                f"({len(tokenizer)} tokens): token-level distillation needs the teacher's tokenizer (or distil at "
+                "sequence level: drop the teacher columns)"
+            )
+        resp = list(sampled)
+        if resp[-1] != eos:  # the student learns to stop here: the teacher's mass all on EOS
+            k = len(top_ids[0])
+            fill = [i for i in range(k + 1) if i != eos][: k - 1]
+            resp, top_ids, top_lps = resp + [eos], top_ids + [[eos, *fill]], top_lps + [[0.0] + [_NO_MASS] * (k - 1)]
+        item = tokenized[row]
+        if decoder_only:
+            prompt = sum(1 for t in item["labels"] if t == IGNORE_INDEX)  # decoder-only: the prompt, then the answer
+            ids, lab = item["input_ids"][:prompt] + resp, [IGNORE_INDEX] * prompt + resp
+            new = {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": lab}
+        else:  # encoder-decoder: the labels are the answer
+            new = {"input_ids": item["input_ids"], "attention_mask": item["attention_mask"], "labels": resp}
+        if "length" in names:
+            new["length"] = len(new["input_ids"])
+        for c in names:
+            out[c].append(new[c])
+        out[TEACHER_COLUMNS[0]].append(top_ids)
+        out[TEACHER_COLUMNS[1]].append(top_lps)
+    return datasets.Dataset.from_dict(out)
 
 
 class TeacherColumnsCollator:
@@ -600,7 +657,13 @@ def distillation_facts(cfg) -> dict[str, Any] | None:
 
         manifest = read_manifest(cfg.teacher_logits)
         extra = manifest.extra if manifest is not None else {}
-        facts.update(type="token-level (offline top-k)", teacher=extra.get("teacher"), top_k=extra.get("top_k"))
+        if extra.get("top_logprobs"):  # kept from the served teacher's generation pass
+            teacher = manifest.teacher_models[0] if manifest.teacher_models else None
+            facts.update(
+                type="token-level (served top-k, generation pass)", teacher=teacher, top_k=extra["top_logprobs"]
+            )
+        else:
+            facts.update(type="token-level (offline top-k)", teacher=extra.get("teacher"), top_k=extra.get("top_k"))
     return facts
 
 

@@ -126,13 +126,11 @@ class Recipe:
         tokenizer = self.load_tokenizer()
         model = self.load_model()
         with cfg.main_process_first(desc="tokenise"):
-            train = _keep_teacher_columns(
-                train, tokenize_dataset(train, tokenizer, self.family, cfg, desc="tokenise train")
-            )
+            same = (tokenizer, self.family, cfg.response_column)
+            keep = _keep_teacher_columns if is_distill_config(cfg) else lambda raw, rows, *_: rows  # SFT: text only
+            train = keep(train, tokenize_dataset(train, tokenizer, self.family, cfg, desc="tokenise train"), *same)
             if evals is not None:
-                evals = _keep_teacher_columns(
-                    evals, tokenize_dataset(evals, tokenizer, self.family, cfg, desc="tokenise eval")
-                )
+                evals = keep(evals, tokenize_dataset(evals, tokenizer, self.family, cfg, desc="tokenise eval"), *same)
         if evals is None and cfg.eval_strategy != "no":
             logger.warning("no held-out split (eval_split_size=0 and no %r split): evaluation off", cfg.eval_split)
             cfg.eval_strategy = "no"
@@ -504,14 +502,17 @@ def _family_class(family: str, distill: bool = False) -> type:
         raise ConfigError(str(e)) from None
 
 
-def _keep_teacher_columns(raw, tokenized):
-    """The tokenised rows with the raw rows' stored teacher log-probs beside them (a teacher-logits artifact)."""
-    from lamini_lm.train.distill import TEACHER_COLUMNS
+def _keep_teacher_columns(raw, tokenized, tokenizer=None, family=None, response_column="response"):
+    """The tokenised rows with the raw rows' stored teacher log-probs beside them (a teacher-logits artifact, or
+    responses generated with ``--top_logprobs``: those are checked against the student's tokens first)."""
+    from lamini_lm.train.distill import TEACHER_COLUMNS, TEACHER_RESPONSE_IDS, align_response_columns
 
     if not all(c in raw.column_names for c in TEACHER_COLUMNS):
         return tokenized
     import datasets
 
+    if TEACHER_RESPONSE_IDS in raw.column_names:
+        return align_response_columns(raw, tokenized, tokenizer, family.decoder_only, response_column)
     return datasets.concatenate_datasets([tokenized, raw.select_columns(list(TEACHER_COLUMNS))], axis=1)
 
 

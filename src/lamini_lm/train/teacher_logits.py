@@ -103,6 +103,7 @@ def run_teacher_logits(cfg, args: TeacherLogitsArguments) -> Path:
     from datasets.arrow_writer import ArrowWriter
 
     from lamini_lm.artifacts import Manifest, artifact_output, check_output, describe_input, lineage
+    from lamini_lm.records import teacher_logits_features
     from lamini_lm.train.distill import is_distill_config, load_teacher, tokenizer_fingerprint
     from lamini_lm.train.recipe import Recipe
 
@@ -116,12 +117,7 @@ def run_teacher_logits(cfg, args: TeacherLogitsArguments) -> Path:
     device = cfg.device
     teacher = load_teacher(cfg, recipe.family, tokenizer, device=device)
     shift = recipe.family.decoder_only
-    features = datasets.Features(
-        {
-            "teacher_token_ids": datasets.Sequence(datasets.Sequence(datasets.Value("int32"))),
-            "teacher_logprobs": datasets.Sequence(datasets.Sequence(datasets.Value("float16"))),
-        }
-    )
+    features = teacher_logits_features()
     from lamini_lm.train.data import tokenize_dataset
 
     tokens, column_bytes, out = 0, 0, {}
