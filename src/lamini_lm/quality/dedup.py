@@ -47,7 +47,7 @@ from lamini_lm.artifacts import StepReport
 from lamini_lm.config import check_choice, check_range
 from lamini_lm.io import column, parse_bytes
 from lamini_lm.quality.minhash import band_keys, band_pair_codes
-from lamini_lm.quality.text import normalize_many, rouge_l, tokenize_texts
+from lamini_lm.quality.text import normalize_many, rouge_l_many, tokenize_texts
 
 if TYPE_CHECKING:
     import datasets
@@ -284,14 +284,37 @@ def gather_rows(read: Callable[[int, int], np.ndarray], offsets: np.ndarray, row
 
 
 def rouge_walk(
-    pairs: np.ndarray, alive: np.ndarray, passes: Callable[[int, int], float | None]
+    pairs: np.ndarray,
+    alive: np.ndarray,
+    passes: Callable[[int, int], float | None] | np.ndarray,
+    threshold: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Self-Instruct's rule over candidate ``pairs`` sorted by later row: drop ``j`` when a still-kept earlier ``i``
-    has ``passes(i, j)`` (its ROUGE-L, or None when it is at most the threshold). Returns dup_of, score, checks."""
+    has ``passes(i, j)`` (its ROUGE-L, or None when it is at most the threshold). Returns dup_of, score, checks.
+
+    ``passes`` may instead be the ROUGE-L of every pair, precomputed (:func:`~lamini_lm.quality.text.rouge_l_many`),
+    with ``threshold``: the walk is then the same, only the scores are looked up.
+    """
     dup_of = np.full(len(alive), -1, dtype=np.int64)
     score = np.zeros(len(alive), dtype=np.float32)
     alive = alive.copy()
     checked = 0
+    if isinstance(passes, np.ndarray):
+        if threshold is None:
+            raise ValueError("rouge_walk: precomputed scores need the threshold")
+        # only the pairs over the threshold can drop a row; a pair between them is "checked" when both ends are
+        # still alive at its turn, which the walk over the passing pairs alone cannot tell: count those vectorised
+        over = np.flatnonzero(passes > threshold)
+        sc = passes[over].tolist()
+        dropped_at = np.full(len(alive), len(pairs), dtype=np.int64)  # index of the pair that dropped a row
+        for k, (i, j), s in zip(over.tolist(), pairs[over].tolist(), sc):
+            if alive[i] and alive[j]:
+                alive[j] = False
+                dup_of[j], score[j] = i, s
+                dropped_at[j] = k
+        k = np.arange(len(pairs))
+        checked = int(np.count_nonzero((dropped_at[pairs[:, 0]] > k) & (dropped_at[pairs[:, 1]] >= k)))
+        return dup_of, score, checked
     for i, j in pairs.tolist():
         if not (alive[i] and alive[j]):
             continue
@@ -382,23 +405,9 @@ def dedup_batches(
             store.close()
             pos = np.full(n, -1, dtype=np.int64)
             pos[rows] = np.arange(len(rows))
-            cache: dict[int, list[int]] = {}
-
-            def toks(i: int) -> list[int]:
-                t = cache.get(i)
-                if t is None:
-                    k = pos[i]
-                    t = cache[i] = tokens[row_off[k] : row_off[k + 1]].tolist()
-                return t
-
-            def passes(i: int, j: int) -> float | None:
-                s = rouge_l(toks(i), toks(j))
-                if s > cfg.threshold:
-                    cache.pop(j, None)
-                    return s
-                return None
-
-            near_of, near_score, checked = rouge_walk(useful, alive, passes)
+            scores = rouge_l_many(tokens, row_off, pos[useful[:, 0]], pos[useful[:, 1]])
+            del tokens, row_off, pos
+            near_of, near_score, checked = rouge_walk(useful, alive, scores, cfg.threshold)
             hit = near_of >= 0
             code[hit], dup_of[hit], score[hit] = 2, near_of[hit], near_score[hit]
             t4 = time.perf_counter()

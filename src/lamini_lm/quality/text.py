@@ -31,6 +31,7 @@ __all__ = [
     "normalize",
     "normalize_many",
     "rouge_l",
+    "rouge_l_many",
     "rouge_tokens",
     "short_ngram_hashes",
     "tokenize_texts",
@@ -290,3 +291,62 @@ def _short_hash(tok: TokenizedTexts, i: int) -> int:
         acc = (acc * 0x9E3779B97F4A7C15 + t) & _MASK64
         acc = int(_mix64(np.array([acc], dtype=np.uint64))[0])
     return acc ^ 0x5BD1E995  # differs from a full-length n-gram of the same tokens
+
+
+def rouge_l_many(tokens: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`rouge_l` of many pairs of rows at once: row ``k`` is ``tokens[offsets[k]:offsets[k + 1]]``, pair ``p``
+    is rows ``a[p]`` and ``b[p]``; returns float64 scores, equal to ``rouge_l`` of each pair bit for bit.
+
+    The LCS is Hyyrö's bit-parallel recurrence run on numpy vectors across pairs (the shorter row of a pair as the
+    bits of one uint64, so rows of up to 64 tokens; pairs with a longer shorter row go through :func:`rouge_l`).
+    """
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    out = np.zeros(len(a), dtype=np.float64)
+    if not len(a):
+        return out
+    la, lb = offsets[a + 1] - offsets[a], offsets[b + 1] - offsets[b]
+    short_is_a = la < lb
+    s_row, l_row = np.where(short_is_a, a, b), np.where(short_is_a, b, a)
+    ls, ll = np.minimum(la, lb), np.maximum(la, lb)
+    lcs = np.zeros(len(a), dtype=np.int64)
+    slow = np.flatnonzero(ls > 64)
+    for p in slow.tolist():
+        ra, rb = int(a[p]), int(b[p])
+        row_a, row_b = tokens[offsets[ra] : offsets[ra + 1]], tokens[offsets[rb] : offsets[rb + 1]]
+        lcs[p] = lcs_length(row_a.tolist(), row_b.tolist())
+    fast = np.flatnonzero((ls <= 64) & (ls > 0))
+    fast = fast[np.lexsort((ls[fast], ll[fast]))]  # similar lengths together: little padding
+    last = max(len(tokens) - 1, 0)
+    at = 0
+    while at < len(fast):
+        # at most about 2^24 token comparisons per chunk (pairs are sorted by the long row's length)
+        step = len(fast) - at
+        while step > 256 and step * int(ll[fast[at + step - 1]]) * min(64, int(ll[fast[at + step - 1]])) > 1 << 24:
+            step //= 2
+        chunk = fast[at : at + step]
+        at += len(chunk)
+        ms, ml = int(ls[chunk].max()), int(ll[chunk].max())
+        ms8 = (ms + 7) // 8 * 8
+        s_tok = tokens[np.minimum(offsets[s_row[chunk]][:, None] + np.arange(ms8), last)]
+        l_tok = tokens[np.minimum(offsets[l_row[chunk]][:, None] + np.arange(ml), last)]
+        # match[p, k]: bit i set when short[i] == long[k] (bits past the short row's end are masked by `full`)
+        packed = np.zeros((len(chunk), ml, 8), dtype=np.uint8)
+        packed[:, :, : ms8 // 8] = np.packbits(s_tok[:, None, :] == l_tok[:, :, None], axis=None,
+                                               bitorder="little").reshape(len(chunk), ml, ms8 // 8)  # fmt: skip
+        match = packed.view("<u8")[:, :, 0]
+        del packed
+        match[np.arange(ml)[None, :] >= ll[chunk][:, None]] = 0  # past the end of the long row: no step
+        match = np.ascontiguousarray(match.T)
+        lc = ls[chunk].astype(np.uint64)
+        full = np.where(lc == 64, np.uint64(0xFFFFFFFFFFFFFFFF), (np.uint64(1) << (lc & np.uint64(63))) - np.uint64(1))
+        v = full.copy()
+        with np.errstate(over="ignore"):
+            for k in range(ml):
+                u = v & match[k]
+                v = ((v + u) | (v - u)) & full
+        lcs[chunk] = ls[chunk] - np.bitwise_count(v).astype(np.int64)
+    hit = lcs > 0
+    la_f, lb_f, lcs_f = la[hit].astype(np.float64), lb[hit].astype(np.float64), lcs[hit].astype(np.float64)
+    precision, recall = lcs_f / lb_f, lcs_f / la_f
+    out[hit] = 2 * precision * recall / (precision + recall)
+    return out
