@@ -94,6 +94,7 @@ class DecontaminateConfig:
     )
     examples: int = field(default=5, metadata={"help": "flagged rows quoted per task in the report"})
     batch_rows: int = field(default=100_000, metadata={"help": "rows read, checked and written per Arrow batch"})
+    num_proc: int = field(default=2, metadata={"help": "processes checking batches (local engine)"})
     engine: str = field(
         default="local", metadata={"help": "'local' (this machine) or 'ray' (Ray Data; RAY_ADDRESS or a local Ray)"}
     )
@@ -101,6 +102,7 @@ class DecontaminateConfig:
     def __post_init__(self):
         check_range("ngram", self.ngram, 1)
         check_range("batch_rows", self.batch_rows, 1)
+        check_range("num_proc", self.num_proc, 1)
         check_choice("engine", self.engine, ("local", "ray"))
         check_range("examples", self.examples, 0)
         check_choice("action", self.action, ("remove", "tag"))
@@ -273,7 +275,12 @@ class DecontaminationTally:
             room = self.examples - len(self.rows[task])
             if room > 0:
                 self.rows[task] += (rows[:room] + offset).tolist()
-                self.quoted.setdefault(task, []).extend(first_col[r] for r in rows[:room].tolist())
+                shown = rows[:room].tolist()
+                if hasattr(first_col, "take"):  # a pyarrow array
+                    quoted = first_col.take(shown).to_pylist()
+                else:
+                    quoted = [first_col[r] for r in shown]
+                self.quoted.setdefault(task, []).extend(quoted)
         if self.action == "remove" and sources is not None:
             self.by_source.update(sources[i] for i in flagged.tolist())
 
@@ -316,11 +323,19 @@ class DecontaminationTally:
 
 def scan(index: NgramIndex, texts_by_column: Mapping[str, Sequence[str | None]]) -> tuple[np.ndarray, dict]:
     """Task masks of a batch: ``(total, {column: mask})`` (uint64 bit masks, one per row)."""
-    per_column = {c: index.row_masks([t or "" for t in v]) for c, v in texts_by_column.items()}
+    per_column = {c: index.row_masks(v) for c, v in texts_by_column.items()}  # lists or pyarrow string arrays
     total = np.zeros(len(next(iter(per_column.values()))), dtype=np.uint64)
     for m in per_column.values():
         total |= m
     return total, per_column
+
+
+_SHARED: dict[str, Any] = {}  # the index, read by forked scan workers (set before they start: never pickled)
+
+
+def scan_shared(texts_by_column: Mapping[str, Any]) -> tuple[np.ndarray, dict]:
+    """:func:`scan` with the index in ``_SHARED["index"]``: the function :func:`forked_map` runs in its workers."""
+    return scan(_SHARED["index"], texts_by_column)
 
 
 def task_names(index: NgramIndex, total: np.ndarray) -> list[list[str]]:

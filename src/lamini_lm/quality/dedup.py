@@ -35,7 +35,7 @@ import multiprocessing
 import shutil
 import tempfile
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,7 +47,7 @@ from lamini_lm.artifacts import StepReport
 from lamini_lm.config import check_choice, check_range
 from lamini_lm.io import column, parse_bytes
 from lamini_lm.quality.minhash import band_keys, band_pair_codes
-from lamini_lm.quality.text import normalize_many, rouge_l_many, tokenize_texts
+from lamini_lm.quality.text import exact_key_hashes, forked_map, rouge_l_many, tokenize_texts
 
 if TYPE_CHECKING:
     import datasets
@@ -131,17 +131,9 @@ class DedupResult:
 
 def _signatures(texts: Any, params: dict[str, Any], row_offset: int) -> dict[str, np.ndarray]:
     """What the passes keep of one batch: exact-key hashes, ROUGE token hashes (flat) and lengths, band keys."""
-    import xxhash
-
-    if not isinstance(texts, list):
-        texts = texts.to_pylist()  # a pyarrow array
     out: dict[str, np.ndarray] = {}
     if params["exact"]:
-        keys = normalize_many(texts, params["punctuation"])
-        out["exact"] = np.fromiter(
-            (xxhash.xxh3_64_intdigest(k.encode()) for k in keys), dtype=np.uint64, count=len(keys)
-        )
-        del keys
+        out["exact"] = exact_key_hashes(texts, params["punctuation"])
     if params["near"]:
         tok = tokenize_texts(texts)
         out["tokens"] = tok.token_hash[tok.ids]  # 64-bit token hashes: equal tokens, equal values, in any batch
@@ -154,23 +146,19 @@ def _signatures(texts: Any, params: dict[str, Any], row_offset: int) -> dict[str
 def _signed(batches: Iterable[Any], cfg: DedupConfig) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """``(rows, signatures)`` of each batch, in order; on ``num_proc`` forked processes, a few batches in flight."""
     params = {k: getattr(cfg, k) for k in ("exact", "punctuation", "near", "ngram", "edges", "bands", "rows", "seed")}
-    offset = 0
-    if cfg.num_proc > 1 and "fork" in multiprocessing.get_all_start_methods():
-        with multiprocessing.get_context("fork").Pool(cfg.num_proc) as pool:
-            pending: deque = deque()
-            for texts in batches:
-                pending.append((len(texts), pool.apply_async(_signatures, (texts, params, offset))))
-                offset += len(texts)
-                if len(pending) > cfg.num_proc:
-                    n, job = pending.popleft()
-                    yield n, job.get()
-            while pending:
-                n, job = pending.popleft()
-                yield n, job.get()
-    else:
+
+    def numbered() -> Iterator[tuple[Any, int]]:
+        offset = 0
         for texts in batches:
-            yield len(texts), _signatures(texts, params, offset)
+            yield texts, offset
             offset += len(texts)
+
+    for (texts, _), sig in forked_map(_sign_batch, numbered(), cfg.num_proc, params):
+        yield len(texts), sig
+
+
+def _sign_batch(item: tuple[Any, int], params: dict[str, Any]) -> dict[str, np.ndarray]:
+    return _signatures(item[0], params, item[1])
 
 
 class _Store:

@@ -325,27 +325,36 @@ def decontaminate_files(
     import pyarrow as pa
 
     from lamini_lm.io import ShardWriter, iter_batches
-    from lamini_lm.quality.decontaminate import DecontaminationTally, scan, task_names
+    from lamini_lm.quality.decontaminate import _SHARED, DecontaminationTally, scan_shared, task_names
+    from lamini_lm.quality.text import forked_map
 
     t1 = time.perf_counter()
     tally = DecontaminationTally(index, config.columns, config.action, config.examples)
     offset = 0
-    with ShardWriter(folder) as writer:
-        schema = None
-        for batch in iter_batches(source, batch_rows=config.batch_rows):
-            texts = {c: batch.column(c).to_pylist() for c in config.columns}
-            total, per_column = scan(index, texts)
-            names = batch.schema.names
-            sources = batch.column("instruction_source").to_pylist() if "instruction_source" in names else None
-            tally.add(texts[config.columns[0]], total, per_column, sources, offset)
-            offset += batch.num_rows
-            if config.action == "tag":
-                batch = batch.append_column("contaminated", pa.array(task_names(index, total), pa.list_(pa.string())))
-            elif total.any():
-                batch = batch.filter(pa.array(total == 0))
-            schema = batch.schema
-            writer.write(batch)
-        writer.close(schema)
+    batches = iter_batches(source, batch_rows=config.batch_rows)
+
+    _SHARED["index"] = index  # the forked workers inherit it
+    try:
+        with ShardWriter(folder) as writer:
+            schema = None
+            # batches are checked on num_proc processes while this one reads and writes
+            texts = forked_map(scan_shared, batches, config.num_proc,
+                               payload=lambda b: {c: b.column(c) for c in config.columns})  # fmt: skip
+            for batch, (total, per_column) in texts:
+                names = batch.schema.names
+                sources = batch.column("instruction_source").to_pylist() if "instruction_source" in names else None
+                tally.add(batch.column(config.columns[0]), total, per_column, sources, offset)
+                offset += batch.num_rows
+                if config.action == "tag":
+                    tags = pa.array(task_names(index, total), pa.list_(pa.string()))
+                    batch = batch.append_column("contaminated", tags)
+                elif total.any():
+                    batch = batch.filter(pa.array(total == 0))
+                schema = batch.schema
+                writer.write(batch)
+            writer.close(schema)
+    finally:
+        _SHARED.clear()
     phases = {"index": round(t_index, 3), "scan_and_write": round(time.perf_counter() - t1, 3)}
     report = tally.report(t_index + time.perf_counter() - t1, phases)
     return report, int(report.rows_out)

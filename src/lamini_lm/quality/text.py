@@ -17,10 +17,13 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +37,8 @@ __all__ = [
     "rouge_l_many",
     "rouge_tokens",
     "short_ngram_hashes",
+    "exact_key_hashes",
+    "forked_map",
     "tokenize_texts",
 ]
 
@@ -63,15 +68,21 @@ def normalize(text: str, punctuation: str = "edges") -> str:
     return text.strip(_EDGE_PUNCT) if punctuation == "edges" else text.strip(" ")
 
 
-def _ascii_mapped(texts: Sequence[str | None], table: np.ndarray):
-    """``texts`` as a pyarrow large_string array with every byte passed through ``table`` (a 256-entry byte map).
+def _ascii_mapped(texts: Sequence[str | None] | Any, table: np.ndarray):
+    """``texts`` (a list or a pyarrow string array) as a pyarrow large_string array (nulls as ""), and that array
+    with every byte passed through ``table`` (a 256-entry byte map).
 
     Only meaningful for ASCII rows (callers redo the others in Python): mapping bytes in numpy is one pass over the
     buffer, where pyarrow's regex kernels cost as much as Python's ``re``.
     """
     import pyarrow as pa
 
-    arr = pa.array(texts, type=pa.large_string()).fill_null("")
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if isinstance(texts, pa.Array):  # no round trip through Python strings
+        arr = texts.cast(pa.large_string()).fill_null("")
+    else:
+        arr = pa.array(texts, type=pa.large_string()).fill_null("")
     offsets_buf, data_buf = arr.buffers()[1], arr.buffers()[2]
     data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, dtype=np.uint8)
     mapped = table[data]
@@ -103,22 +114,41 @@ def _words(arr):
     return words.filter(pa.array(keep)), parent[keep]
 
 
-def normalize_many(texts: Sequence[str | None], punctuation: str = "edges") -> list[str]:
-    """:func:`normalize` of many texts; ASCII rows go through pyarrow's vectorised kernels (same keys, faster)."""
+def normalize_many(texts: Sequence[str | None] | Any, punctuation: str = "edges") -> list[str]:
+    """:func:`normalize` of many texts (a list or a pyarrow string array); ASCII rows go through pyarrow's
+    vectorised kernels (same keys, faster)."""
+    return _normalized(texts, punctuation, as_bytes=False)
+
+
+def exact_key_hashes(texts: Sequence[str | None] | Any, punctuation: str = "edges") -> np.ndarray:
+    """The 64-bit xxh3 of each text's :func:`normalize` key (UTF-8), as uint64: dedup's exact pass compares these.
+
+    The keys go from Arrow to bytes without Python strings in between (the hash is the same as of ``key.encode()``).
+    """
+    import xxhash
+
+    keys = _normalized(texts, punctuation, as_bytes=True)
+    return np.array(list(map(xxhash.xxh3_64_intdigest, keys)), dtype=np.uint64).reshape(len(keys))
+
+
+def _normalized(texts: Sequence[str | None] | Any, punctuation: str, as_bytes: bool) -> list:
     import pyarrow as pa
     import pyarrow.compute as pc
 
     arr, mapped = _ascii_mapped(texts, _KEY_TABLE)
     ascii_ = pc.string_is_ascii(arr).to_numpy(zero_copy_only=False)
     if punctuation not in ("edges", "keep") or not ascii_.any():
-        return [normalize(t or "", punctuation) for t in texts]
+        keys = [normalize(t, punctuation) for t in arr.to_pylist()]
+        return [k.encode() for k in keys] if as_bytes else keys
     words, parent = _words(mapped)  # collapse white space runs: split on spaces, drop empties, join with one space
     offsets = np.zeros(len(arr) + 1, dtype=np.int64)
     np.cumsum(np.bincount(parent, minlength=len(arr)), out=offsets[1:])
     joined = pc.binary_join(pa.LargeListArray.from_arrays(pa.array(offsets), words), pa.scalar(" ", pa.large_string()))
-    keys = pc.utf8_trim(joined, _EDGE_PUNCT if punctuation == "edges" else " ").to_pylist()
+    trimmed = pc.utf8_trim(joined, _EDGE_PUNCT if punctuation == "edges" else " ")
+    keys = (trimmed.cast(pa.large_binary()) if as_bytes else trimmed).to_pylist()
     for i in np.flatnonzero(~ascii_).tolist():
-        keys[i] = normalize(texts[i] or "", punctuation)
+        key = normalize(arr[i].as_py(), punctuation)
+        keys[i] = key.encode() if as_bytes else key
     return keys
 
 
@@ -185,8 +215,23 @@ def _stable_hash(token: str) -> int:
     return int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
 
 
-def tokenize_texts(texts: Sequence[str | None]) -> TokenizedTexts:
-    """Tokenise texts with :func:`rouge_tokens` into a :class:`TokenizedTexts`.
+_HASHES: dict[str, int] = {}  # token -> _stable_hash, kept across batches (a corpus reuses most of its words)
+
+
+def _token_hashes(words: list[str]) -> np.ndarray:
+    if len(_HASHES) > 4_000_000:  # bounded: a few hundred MB at most
+        _HASHES.clear()
+    get = _HASHES.get
+    vals = [get(w) for w in words]
+    if None in vals:
+        for k, v in enumerate(vals):
+            if v is None:
+                vals[k] = _HASHES[words[k]] = _stable_hash(words[k])
+    return np.array(vals, dtype=np.uint64) if vals else np.zeros(0, dtype=np.uint64)
+
+
+def tokenize_texts(texts: Sequence[str | None] | Any) -> TokenizedTexts:
+    """Tokenise texts (a list or a pyarrow string array; None is "") with :func:`rouge_tokens`.
 
     ASCII rows are tokenised by pyarrow's vectorised string kernels (lower-case, split on runs outside ``[a-z0-9]``:
     the same tokens); the rare non-ASCII rows by :func:`rouge_tokens` itself, so the result is exactly
@@ -204,7 +249,7 @@ def tokenize_texts(texts: Sequence[str | None]) -> TokenizedTexts:
         keep &= ~np.isin(parent, non_ascii)
     tokens, parent = tokens.filter(pa.array(keep)), parent[keep]
     if len(non_ascii):
-        extra = [(i, t) for i in non_ascii.tolist() for t in rouge_tokens(texts[i] or "")]
+        extra = [(i, t) for i in non_ascii.tolist() for t in rouge_tokens(arr[i].as_py())]
         if extra:
             tokens = pa.concat_arrays([tokens, pa.array([t for _, t in extra], type=tokens.type)])
             parent = np.concatenate([parent, np.array([i for i, _ in extra], dtype=np.int32)])
@@ -215,7 +260,7 @@ def tokenize_texts(texts: Sequence[str | None]) -> TokenizedTexts:
     words = encoded.dictionary.to_pylist() if len(tokens) else []
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(parent, minlength=n), out=offsets[1:])
-    token_hash = np.fromiter((_stable_hash(t) for t in words), dtype=np.uint64, count=len(words))
+    token_hash = _token_hashes(words)
     return TokenizedTexts(ids, offsets, {w: i for i, w in enumerate(words)}, token_hash)
 
 
@@ -350,3 +395,31 @@ def rouge_l_many(tokens: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.n
     precision, recall = lcs_f / lb_f, lcs_f / la_f
     out[hit] = 2 * precision * recall / (precision + recall)
     return out
+
+
+def forked_map(
+    fn: Callable[..., Any],
+    items: Iterable[Any],
+    num_proc: int,
+    *args: Any,
+    payload: Callable[[Any], Any] | None = None,
+) -> Iterator[tuple[Any, Any]]:
+    """``(item, fn(payload(item), *args))`` for each item, in order: on ``num_proc`` forked processes with
+    ``num_proc + 1`` items in flight (the caller reads and writes while the workers compute), or in this process
+    when ``num_proc`` is 1 or fork is unavailable. ``payload`` picks what is sent (default: the item). What ``fn``
+    needs beyond that is best set in a module global before the first item is drawn: the workers inherit it."""
+    send = payload or (lambda item: item)
+    if num_proc > 1 and "fork" in multiprocessing.get_all_start_methods():
+        with multiprocessing.get_context("fork").Pool(num_proc) as pool:
+            pending: deque = deque()
+            for item in items:
+                pending.append((item, pool.apply_async(fn, (send(item), *args))))
+                if len(pending) > num_proc:
+                    done, job = pending.popleft()
+                    yield done, job.get()
+            while pending:
+                done, job = pending.popleft()
+                yield done, job.get()
+    else:
+        for item in items:
+            yield item, fn(send(item), *args)
