@@ -34,7 +34,7 @@ import numpy as np
 from lamini_lm.artifacts import StepReport
 from lamini_lm.config import check_choice, check_range
 from lamini_lm.errors import DataError, UsageError
-from lamini_lm.io import column, load_table
+from lamini_lm.io import column, iter_records, load_table
 from lamini_lm.paper import PAPER_TASKS
 from lamini_lm.quality.text import TokenizedTexts, ngram_hashes, tokenize_texts
 
@@ -147,6 +147,9 @@ def load_eval_set(task: str, source: Any = None) -> list[str]:
         source: None to load :data:`EVAL_SETS` ``[task]`` from the Hub through ``datasets.load_dataset``; a
             ``datasets.Dataset``; or a path to a ``.jsonl``/``.json``/``.parquet`` file or a ``save_to_disk`` folder.
     """
+    if isinstance(source, (str, os.PathLike)) and str(source).endswith((".jsonl", ".json")) and os.path.isfile(source):
+        # the rows as parsed: the same strings as through a Dataset, without importing and formatting one
+        return [s for _, row in iter_records(os.fspath(source)) for s in _strings(row)]
     import datasets
 
     if source is None:

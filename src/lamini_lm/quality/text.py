@@ -410,6 +410,10 @@ def forked_map(
     needs beyond that is best set in a module global before the first item is drawn: the workers inherit it."""
     send = payload or (lambda item: item)
     if num_proc > 1 and "fork" in multiprocessing.get_all_start_methods():
+        try:  # pyarrow imports pandas on its first compute call: once here rather than once in every worker
+            import pandas  # noqa: F401
+        except ImportError:
+            pass
         with multiprocessing.get_context("fork").Pool(num_proc) as pool:
             pending: deque = deque()
             for item in items:
