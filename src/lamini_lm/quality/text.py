@@ -86,7 +86,7 @@ def _ascii_mapped(texts: Sequence[str | None] | Any, table: np.ndarray):
     offsets_buf, data_buf = arr.buffers()[1], arr.buffers()[2]
     data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, dtype=np.uint8)
     mapped = table[data]
-    out = pa.LargeStringArray.from_buffers(len(arr), offsets_buf, pa.py_buffer(mapped.tobytes()), offset=arr.offset)
+    out = pa.LargeStringArray.from_buffers(len(arr), offsets_buf, pa.py_buffer(mapped), offset=arr.offset)
     return arr, out
 
 
@@ -112,6 +112,25 @@ def _words(arr):
     parent = pc.list_parent_indices(lists).to_numpy().astype(np.int32)
     keep = pc.not_equal(words, "").to_numpy(zero_copy_only=False)
     return words.filter(pa.array(keep)), parent[keep]
+
+
+def _squeeze_spaces(mapped):
+    """A large_string array with every run of spaces inside a row made one space, with numpy over the buffer."""
+    import pyarrow as pa
+
+    n = len(mapped)
+    offsets = np.frombuffer(mapped.buffers()[1], dtype=np.int64)[mapped.offset : mapped.offset + n + 1]
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    if hi == lo:
+        return mapped
+    data = np.frombuffer(mapped.buffers()[2], dtype=np.uint8)[lo:hi]
+    space = data == 32
+    drop = np.zeros(len(data), dtype=bool)
+    drop[1:] = space[1:] & space[:-1]  # a space right after a space ...
+    drop[offsets[:-1][offsets[:-1] < hi] - lo] = False  # ... of the same row
+    kept = np.zeros(len(data) + 1, dtype=np.int64)
+    np.cumsum(~drop, out=kept[1:])
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(kept[offsets - lo]), pa.py_buffer(data[~drop]))
 
 
 def normalize_many(texts: Sequence[str | None] | Any, punctuation: str = "edges") -> list[str]:
@@ -140,11 +159,8 @@ def _normalized(texts: Sequence[str | None] | Any, punctuation: str, as_bytes: b
     if punctuation not in ("edges", "keep") or not ascii_.any():
         keys = [normalize(t, punctuation) for t in arr.to_pylist()]
         return [k.encode() for k in keys] if as_bytes else keys
-    words, parent = _words(mapped)  # collapse white space runs: split on spaces, drop empties, join with one space
-    offsets = np.zeros(len(arr) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(parent, minlength=len(arr)), out=offsets[1:])
-    joined = pc.binary_join(pa.LargeListArray.from_arrays(pa.array(offsets), words), pa.scalar(" ", pa.large_string()))
-    trimmed = pc.utf8_trim(joined, _EDGE_PUNCT if punctuation == "edges" else " ")
+    # white space runs become one space (and the trim drops a space at either end): the words joined by one space
+    trimmed = pc.utf8_trim(_squeeze_spaces(mapped), _EDGE_PUNCT if punctuation == "edges" else " ")
     keys = (trimmed.cast(pa.large_binary()) if as_bytes else trimmed).to_pylist()
     for i in np.flatnonzero(~ascii_).tolist():
         key = normalize(arr[i].as_py(), punctuation)
