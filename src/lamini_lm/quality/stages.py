@@ -399,7 +399,7 @@ def decontaminate_files(
             schema = None
             # batches are checked on num_proc processes while this one reads and writes
             texts = forked_map(scan_shared, batches, config.num_proc,
-                               payload=lambda b: {c: b.column(c) for c in config.columns})  # fmt: skip
+                               payload=lambda b: {c: b.column(c) for c in config.columns}, fresh=True)  # fmt: skip
             for batch, (total, per_column) in texts:
                 names = batch.schema.names
                 sources = batch.column("instruction_source").to_pylist() if "instruction_source" in names else None

@@ -419,27 +419,81 @@ def forked_map(
     num_proc: int,
     *args: Any,
     payload: Callable[[Any], Any] | None = None,
+    fresh: bool = False,
 ) -> Iterator[tuple[Any, Any]]:
     """``(item, fn(payload(item), *args))`` for each item, in order: on ``num_proc`` forked processes with
     ``num_proc + 1`` items in flight (the caller reads and writes while the workers compute), or in this process
     when ``num_proc`` is 1 or fork is unavailable. ``payload`` picks what is sent (default: the item). What ``fn``
-    needs beyond that is best set in a module global before the first item is drawn: the workers inherit it."""
+    needs beyond that is best set in a module global before the first item is drawn: the workers inherit it.
+
+    ``fresh``: fork one process per item instead of a pool, so that the payload reaches it by the fork itself (no
+    pickling through a pipe: worth it for payloads of tens of MB); only the result comes back pickled.
+    """
     send = payload or (lambda item: item)
-    if num_proc > 1 and "fork" in multiprocessing.get_all_start_methods():
-        try:  # pyarrow imports pandas on its first compute call: once here rather than once in every worker
-            import pandas  # noqa: F401
-        except ImportError:
-            pass
-        with multiprocessing.get_context("fork").Pool(num_proc) as pool:
-            pending: deque = deque()
-            for item in items:
-                pending.append((item, pool.apply_async(fn, (send(item), *args))))
-                if len(pending) > num_proc:
-                    done, job = pending.popleft()
-                    yield done, job.get()
-            while pending:
-                done, job = pending.popleft()
-                yield done, job.get()
-    else:
+    if num_proc <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         for item in items:
             yield item, fn(send(item), *args)
+        return
+    try:  # pyarrow imports pandas on its first compute call: once here rather than once in every worker
+        import pandas  # noqa: F401
+    except ImportError:
+        pass
+    ctx = multiprocessing.get_context("fork")
+    if fresh:
+        pending: deque = deque()
+        try:
+            for item in items:
+                pending.append((item, _fork_one(ctx, fn, send(item), args)))
+                if len(pending) >= num_proc:
+                    done, job = pending.popleft()
+                    yield done, _collect(*job)
+            while pending:
+                done, job = pending.popleft()
+                yield done, _collect(*job)
+        finally:
+            for _, (proc, conn) in pending:
+                proc.kill()
+                proc.join()
+                conn.close()
+        return
+    with ctx.Pool(num_proc) as pool:
+        pending = deque()
+        for item in items:
+            pending.append((item, pool.apply_async(fn, (send(item), *args))))
+            if len(pending) > num_proc:
+                done, job = pending.popleft()
+                yield done, job.get()
+        while pending:
+            done, job = pending.popleft()
+            yield done, job.get()
+
+
+def _fork_one(ctx, fn: Callable[..., Any], data: Any, args: tuple):
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_run_child, args=(send, fn, data, args), daemon=True)  # forked: nothing pickled
+    proc.start()
+    send.close()
+    return proc, receive
+
+
+def _run_child(conn, fn: Callable[..., Any], data: Any, args: tuple) -> None:
+    try:
+        conn.send((True, fn(data, *args)))
+    except BaseException as e:  # the parent re-raises it
+        conn.send((False, e))
+    finally:
+        conn.close()
+
+
+def _collect(proc, conn) -> Any:
+    try:
+        ok, value = conn.recv()
+    except EOFError:
+        proc.join()
+        raise RuntimeError(f"a worker process died (exit code {proc.exitcode})") from None
+    finally:
+        conn.close()
+    proc.join()
+    if not ok:
+        raise value
+    return value
