@@ -393,7 +393,11 @@ def dedup_batches(
             store.close()
             pos = np.full(n, -1, dtype=np.int64)
             pos[rows] = np.arange(len(rows))
-            scores = rouge_l_many(tokens, row_off, pos[useful[:, 0]], pos[useful[:, 1]])
+            step = 1 << 21  # pairs scored at a time: bounded temporaries at any corpus size
+            scores = np.concatenate([np.zeros(0)] + [
+                rouge_l_many(tokens, row_off, pos[useful[k : k + step, 0]], pos[useful[k : k + step, 1]])
+                for k in range(0, len(useful), step)
+            ])  # fmt: skip
             del tokens, row_off, pos
             near_of, near_score, checked = rouge_walk(useful, alive, scores, cfg.threshold)
             hit = near_of >= 0
