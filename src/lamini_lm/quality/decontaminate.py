@@ -94,7 +94,9 @@ class DecontaminateConfig:
     )
     examples: int = field(default=5, metadata={"help": "flagged rows quoted per task in the report"})
     batch_rows: int = field(default=100_000, metadata={"help": "rows read, checked and written per Arrow batch"})
-    num_proc: int = field(default=2, metadata={"help": "processes checking batches (local engine)"})
+    num_proc: int = field(
+        default=1, metadata={"help": "processes checking batches (local engine; 2 was slower on a 2-core machine)"}
+    )
     engine: str = field(
         default="local", metadata={"help": "'local' (this machine) or 'ray' (Ray Data; RAY_ADDRESS or a local Ray)"}
     )
