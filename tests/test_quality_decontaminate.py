@@ -119,3 +119,24 @@ def test_offline_without_eval_files_fails_in_seconds_naming_the_local_option(tmp
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot be loaded" in lines[0] and "--eval_files" in lines[0], proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_forked_workers_check_batches_as_one_process_does(eval_files, tmp_path):
+    """`--num_proc 2` (a process forked per batch) flags, keeps and reports exactly what one process does."""
+    from pathlib import Path
+
+    import pyarrow.dataset as pds
+
+    from lamini_lm.quality.decontaminate import DecontaminateConfig, build_index
+    from lamini_lm.quality.stages import decontaminate_files
+
+    rows = train_ds().to_list() * 50
+    src = tmp_path / "train.jsonl"
+    src.write_text("".join(json.dumps({**r, "i": i}) + "\n" for i, r in enumerate(rows)))
+    out = {}
+    for n in (1, 2):
+        cfg = DecontaminateConfig(eval_files=[f"{k}={v}" for k, v in eval_files.items()], num_proc=n, batch_rows=7)
+        report, kept = decontaminate_files(str(src), tmp_path / f"o{n}", cfg, build_index(cfg.sources(), None, 13), 0)
+        ids = pds.dataset(sorted(Path(tmp_path / f"o{n}" / "data").glob("*.parquet"))).to_table(["i"])["i"]
+        out[n] = (ids.to_pylist(), report.removed, report.details["tasks"], report.examples)
+    assert out[1] == out[2] and len(out[1][0]) == 100 and out[1][1] == {"contaminated": 100}

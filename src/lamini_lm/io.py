@@ -190,7 +190,8 @@ def iter_records(path: str, columns: Sequence[str] | None = None) -> Iterator[tu
 
 
 def _starts_with_bracket(path: str) -> bool:
-    with open_source(path) as f:
+    # a local file is opened directly: open_source imports `datasets` (a second of start-up) for URLs' sake
+    with open_source(path) if "://" in str(path) else open(path, encoding="utf-8") as f:
         head = f.read(256).lstrip()
     return head.startswith("[")
 
@@ -384,6 +385,15 @@ def input_columns(path: str | os.PathLike) -> list[str]:
 
         with pa.memory_map(str(files[0])) as f:
             return list(pa.ipc.open_stream(f).schema.names)
+    if fmt == "json" and not _starts_with_bracket(str(files[0])):
+        import pyarrow as pa
+        import pyarrow.json as pj
+
+        try:  # the first block's schema, without the reader's read-ahead of the blocks after it
+            opts = pj.ReadOptions(block_size=16 << 20, use_threads=False)
+            return list(pj.open_json(str(files[0]), read_options=opts).schema.names)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            pass  # iter_batches says which line is broken, or reads around it
     for batch in iter_batches(source, batch_rows=1000):
         return list(batch.schema.names)
     raise DataError(f"{source}: no rows")

@@ -34,7 +34,7 @@ import numpy as np
 from lamini_lm.artifacts import StepReport
 from lamini_lm.config import check_choice, check_range
 from lamini_lm.errors import DataError, UsageError
-from lamini_lm.io import column, load_table
+from lamini_lm.io import column, iter_records, load_table
 from lamini_lm.paper import PAPER_TASKS
 from lamini_lm.quality.text import TokenizedTexts, ngram_hashes, tokenize_texts
 
@@ -94,6 +94,9 @@ class DecontaminateConfig:
     )
     examples: int = field(default=5, metadata={"help": "flagged rows quoted per task in the report"})
     batch_rows: int = field(default=100_000, metadata={"help": "rows read, checked and written per Arrow batch"})
+    num_proc: int = field(
+        default=1, metadata={"help": "processes checking batches (local engine; 2 was slower on a 2-core machine)"}
+    )
     engine: str = field(
         default="local", metadata={"help": "'local' (this machine) or 'ray' (Ray Data; RAY_ADDRESS or a local Ray)"}
     )
@@ -101,6 +104,7 @@ class DecontaminateConfig:
     def __post_init__(self):
         check_range("ngram", self.ngram, 1)
         check_range("batch_rows", self.batch_rows, 1)
+        check_range("num_proc", self.num_proc, 1)
         check_choice("engine", self.engine, ("local", "ray"))
         check_range("examples", self.examples, 0)
         check_choice("action", self.action, ("remove", "tag"))
@@ -145,6 +149,9 @@ def load_eval_set(task: str, source: Any = None) -> list[str]:
         source: None to load :data:`EVAL_SETS` ``[task]`` from the Hub through ``datasets.load_dataset``; a
             ``datasets.Dataset``; or a path to a ``.jsonl``/``.json``/``.parquet`` file or a ``save_to_disk`` folder.
     """
+    if isinstance(source, (str, os.PathLike)) and str(source).endswith((".jsonl", ".json")) and os.path.isfile(source):
+        # the rows as parsed: the same strings as through a Dataset, without importing and formatting one
+        return [s for _, row in iter_records(os.fspath(source)) for s in _strings(row)]
     import datasets
 
     if source is None:
@@ -273,7 +280,12 @@ class DecontaminationTally:
             room = self.examples - len(self.rows[task])
             if room > 0:
                 self.rows[task] += (rows[:room] + offset).tolist()
-                self.quoted.setdefault(task, []).extend(first_col[r] for r in rows[:room].tolist())
+                shown = rows[:room].tolist()
+                if hasattr(first_col, "take"):  # a pyarrow array
+                    quoted = first_col.take(shown).to_pylist()
+                else:
+                    quoted = [first_col[r] for r in shown]
+                self.quoted.setdefault(task, []).extend(quoted)
         if self.action == "remove" and sources is not None:
             self.by_source.update(sources[i] for i in flagged.tolist())
 
@@ -316,11 +328,19 @@ class DecontaminationTally:
 
 def scan(index: NgramIndex, texts_by_column: Mapping[str, Sequence[str | None]]) -> tuple[np.ndarray, dict]:
     """Task masks of a batch: ``(total, {column: mask})`` (uint64 bit masks, one per row)."""
-    per_column = {c: index.row_masks([t or "" for t in v]) for c, v in texts_by_column.items()}
+    per_column = {c: index.row_masks(v) for c, v in texts_by_column.items()}  # lists or pyarrow string arrays
     total = np.zeros(len(next(iter(per_column.values()))), dtype=np.uint64)
     for m in per_column.values():
         total |= m
     return total, per_column
+
+
+_SHARED: dict[str, Any] = {}  # the index, read by forked scan workers (set before they start: never pickled)
+
+
+def scan_shared(texts_by_column: Mapping[str, Any]) -> tuple[np.ndarray, dict]:
+    """:func:`scan` with the index in ``_SHARED["index"]``: the function :func:`forked_map` runs in its workers."""
+    return scan(_SHARED["index"], texts_by_column)
 
 
 def task_names(index: NgramIndex, total: np.ndarray) -> list[list[str]]:

@@ -35,7 +35,7 @@ import multiprocessing
 import shutil
 import tempfile
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,7 +47,7 @@ from lamini_lm.artifacts import StepReport
 from lamini_lm.config import check_choice, check_range
 from lamini_lm.io import column, parse_bytes
 from lamini_lm.quality.minhash import band_keys, band_pair_codes
-from lamini_lm.quality.text import normalize_many, rouge_l, tokenize_texts
+from lamini_lm.quality.text import exact_key_hashes, forked_map, rouge_l_many, tokenize_texts
 
 if TYPE_CHECKING:
     import datasets
@@ -131,17 +131,9 @@ class DedupResult:
 
 def _signatures(texts: Any, params: dict[str, Any], row_offset: int) -> dict[str, np.ndarray]:
     """What the passes keep of one batch: exact-key hashes, ROUGE token hashes (flat) and lengths, band keys."""
-    import xxhash
-
-    if not isinstance(texts, list):
-        texts = texts.to_pylist()  # a pyarrow array
     out: dict[str, np.ndarray] = {}
     if params["exact"]:
-        keys = normalize_many(texts, params["punctuation"])
-        out["exact"] = np.fromiter(
-            (xxhash.xxh3_64_intdigest(k.encode()) for k in keys), dtype=np.uint64, count=len(keys)
-        )
-        del keys
+        out["exact"] = exact_key_hashes(texts, params["punctuation"])
     if params["near"]:
         tok = tokenize_texts(texts)
         out["tokens"] = tok.token_hash[tok.ids]  # 64-bit token hashes: equal tokens, equal values, in any batch
@@ -154,23 +146,19 @@ def _signatures(texts: Any, params: dict[str, Any], row_offset: int) -> dict[str
 def _signed(batches: Iterable[Any], cfg: DedupConfig) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """``(rows, signatures)`` of each batch, in order; on ``num_proc`` forked processes, a few batches in flight."""
     params = {k: getattr(cfg, k) for k in ("exact", "punctuation", "near", "ngram", "edges", "bands", "rows", "seed")}
-    offset = 0
-    if cfg.num_proc > 1 and "fork" in multiprocessing.get_all_start_methods():
-        with multiprocessing.get_context("fork").Pool(cfg.num_proc) as pool:
-            pending: deque = deque()
-            for texts in batches:
-                pending.append((len(texts), pool.apply_async(_signatures, (texts, params, offset))))
-                offset += len(texts)
-                if len(pending) > cfg.num_proc:
-                    n, job = pending.popleft()
-                    yield n, job.get()
-            while pending:
-                n, job = pending.popleft()
-                yield n, job.get()
-    else:
+
+    def numbered() -> Iterator[tuple[Any, int]]:
+        offset = 0
         for texts in batches:
-            yield len(texts), _signatures(texts, params, offset)
+            yield texts, offset
             offset += len(texts)
+
+    for (texts, _), sig in forked_map(_sign_batch, numbered(), cfg.num_proc, params):
+        yield len(texts), sig
+
+
+def _sign_batch(item: tuple[Any, int], params: dict[str, Any]) -> dict[str, np.ndarray]:
+    return _signatures(item[0], params, item[1])
 
 
 class _Store:
@@ -284,14 +272,37 @@ def gather_rows(read: Callable[[int, int], np.ndarray], offsets: np.ndarray, row
 
 
 def rouge_walk(
-    pairs: np.ndarray, alive: np.ndarray, passes: Callable[[int, int], float | None]
+    pairs: np.ndarray,
+    alive: np.ndarray,
+    passes: Callable[[int, int], float | None] | np.ndarray,
+    threshold: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Self-Instruct's rule over candidate ``pairs`` sorted by later row: drop ``j`` when a still-kept earlier ``i``
-    has ``passes(i, j)`` (its ROUGE-L, or None when it is at most the threshold). Returns dup_of, score, checks."""
+    has ``passes(i, j)`` (its ROUGE-L, or None when it is at most the threshold). Returns dup_of, score, checks.
+
+    ``passes`` may instead be the ROUGE-L of every pair, precomputed (:func:`~lamini_lm.quality.text.rouge_l_many`),
+    with ``threshold``: the walk is then the same, only the scores are looked up.
+    """
     dup_of = np.full(len(alive), -1, dtype=np.int64)
     score = np.zeros(len(alive), dtype=np.float32)
     alive = alive.copy()
     checked = 0
+    if isinstance(passes, np.ndarray):
+        if threshold is None:
+            raise ValueError("rouge_walk: precomputed scores need the threshold")
+        # only the pairs over the threshold can drop a row; a pair between them is "checked" when both ends are
+        # still alive at its turn, which the walk over the passing pairs alone cannot tell: count those vectorised
+        over = np.flatnonzero(passes > threshold)
+        sc = passes[over].tolist()
+        dropped_at = np.full(len(alive), len(pairs), dtype=np.int64)  # index of the pair that dropped a row
+        for k, (i, j), s in zip(over.tolist(), pairs[over].tolist(), sc):
+            if alive[i] and alive[j]:
+                alive[j] = False
+                dup_of[j], score[j] = i, s
+                dropped_at[j] = k
+        k = np.arange(len(pairs))
+        checked = int(np.count_nonzero((dropped_at[pairs[:, 0]] > k) & (dropped_at[pairs[:, 1]] >= k)))
+        return dup_of, score, checked
     for i, j in pairs.tolist():
         if not (alive[i] and alive[j]):
             continue
@@ -382,23 +393,13 @@ def dedup_batches(
             store.close()
             pos = np.full(n, -1, dtype=np.int64)
             pos[rows] = np.arange(len(rows))
-            cache: dict[int, list[int]] = {}
-
-            def toks(i: int) -> list[int]:
-                t = cache.get(i)
-                if t is None:
-                    k = pos[i]
-                    t = cache[i] = tokens[row_off[k] : row_off[k + 1]].tolist()
-                return t
-
-            def passes(i: int, j: int) -> float | None:
-                s = rouge_l(toks(i), toks(j))
-                if s > cfg.threshold:
-                    cache.pop(j, None)
-                    return s
-                return None
-
-            near_of, near_score, checked = rouge_walk(useful, alive, passes)
+            step = 1 << 21  # pairs scored at a time: bounded temporaries at any corpus size
+            scores = np.concatenate([np.zeros(0)] + [
+                rouge_l_many(tokens, row_off, pos[useful[k : k + step, 0]], pos[useful[k : k + step, 1]])
+                for k in range(0, len(useful), step)
+            ])  # fmt: skip
+            del tokens, row_off, pos
+            near_of, near_score, checked = rouge_walk(useful, alive, scores, cfg.threshold)
             hit = near_of >= 0
             code[hit], dup_of[hit], score[hit] = 2, near_of[hit], near_score[hit]
             t4 = time.perf_counter()

@@ -42,34 +42,58 @@ def _perm_params(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _keys_for_rows(lo: int, hi: int) -> np.ndarray:
-    """Band keys (bands, hi - lo) of rows lo..hi-1 from the shingle parts in _SHARED."""
-    parts, a, b, bands, rows, row_offset = (_SHARED[k] for k in ("parts", "a", "b", "bands", "rows", "row_offset"))
+    """Band keys (bands, hi - lo) of rows lo..hi-1 from the merged shingles in _SHARED."""
+    x, starts, a, b, bands, rows, row_offset = (
+        _SHARED[k] for k in ("x", "starts", "a", "b", "bands", "rows", "row_offset")
+    )
     n = hi - lo
-    spans = []
-    nonempty = np.zeros(n, dtype=bool)
-    for x, starts in parts:
-        s0, s1 = int(starts[lo]), int(starts[hi])
-        has = np.diff(starts[lo : hi + 1]) > 0
-        nonempty |= has
-        if s1 > s0:
-            spans.append((x[s0:s1], (starts[lo:hi] - s0)[has], has))
+    s0, s1 = int(starts[lo]), int(starts[hi])
+    nonempty = np.diff(starts[lo : hi + 1]) > 0
+    every = bool(nonempty.all())
     keys = np.empty((bands, n), dtype=np.uint64)
     # Rows without a shingle (no token at all) get a key no other row has: they are never candidates.
     keys[:, ~nonempty] = _mix64(np.arange(lo, hi, dtype=np.uint64)[~nonempty] + np.uint64(row_offset + 0xA5A5))
+    if s1 == s0:
+        return keys
+    xs = x[s0:s1]
+    seg = (starts[lo:hi] - s0)[nonempty]
+    perm = np.empty((rows, len(xs)), dtype=np.uint32)
     with np.errstate(over="ignore"):
         for band in range(bands):
             cols = slice(band * rows, (band + 1) * rows)
-            sig = np.full((rows, n), np.iinfo(np.uint32).max, dtype=np.uint32)
-            for x, seg, has in spans:
-                # uint32 permutations x -> (x ^ b) * a mod 2^32 (a odd), in a (rows, shingles) layout so that
-                # reduceat runs over contiguous memory (~5x faster than the transpose)
-                perm = (x[None, :] ^ b[cols, None]) * a[cols, None]
-                sig[:, has] = np.minimum(sig[:, has], np.minimum.reduceat(perm, seg, axis=1))
-            acc = np.full(int(nonempty.sum()), band, dtype=np.uint64)
+            # uint32 permutations x -> (x ^ b) * a mod 2^32 (a odd), in a (rows, shingles) layout so that
+            # reduceat runs over contiguous memory (~5x faster than the transpose); one buffer, no temporaries
+            np.bitwise_xor(xs[None, :], b[cols, None], out=perm)
+            np.multiply(perm, a[cols, None], out=perm)
+            sig = np.minimum.reduceat(perm, seg, axis=1)
+            acc = np.full(sig.shape[1], band, dtype=np.uint64)
             for r in range(rows):
-                acc = _mix64(acc * np.uint64(0x9E3779B97F4A7C15) + sig[r, nonempty].astype(np.uint64))
-            keys[band, nonempty] = acc
+                acc = _mix64(acc * np.uint64(0x9E3779B97F4A7C15) + sig[r].astype(np.uint64))
+            if every:
+                keys[band] = acc
+            else:
+                keys[band, nonempty] = acc
     return keys
+
+
+def _merge_parts(parts: list[tuple[np.ndarray, np.ndarray]], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shingle parts (each sorted by row, with per-row starts) as one array grouped by row, and its row starts: a
+    row's signature is the minimum over its group, so one ``reduceat`` per permutation covers every part."""
+    starts = np.zeros(n + 1, dtype=np.int64)
+    if not parts:
+        return np.zeros(0, dtype=np.uint32), starts
+    counts = np.zeros(n, dtype=np.int64)
+    for _, st in parts:
+        counts += np.diff(st)
+    np.cumsum(counts, out=starts[1:])
+    merged = np.empty(int(starts[-1]), dtype=np.uint32)
+    fill = starts[:-1].copy()  # where each row's next shingle goes
+    for x, st in parts:
+        c = np.diff(st)
+        row_of = np.repeat(np.arange(n, dtype=np.int64), c)
+        merged[fill[row_of] + (np.arange(len(x), dtype=np.int64) - st[row_of])] = x
+        fill += c
+    return merged, starts
 
 
 def band_keys(
@@ -117,9 +141,10 @@ def band_keys(
         add(_mix64(tok.token_hash[tok.ids[tok.offsets[rows_ne]]] ^ np.uint64(0x2545F4914F6CDD1D)), rows_ne)
         add(_mix64(tok.token_hash[tok.ids[tok.offsets[rows_ne + 1] - 1]] ^ np.uint64(0x7FB5D329728EA185)), rows_ne)
     a, b = _perm_params(bands * rows, seed)
-    _SHARED.update(parts=parts, a=a, b=b, bands=bands, rows=rows, row_offset=row_offset)
+    x, starts = _merge_parts(parts, n)
+    parts.clear()
+    _SHARED.update(x=x, starts=starts, a=a, b=b, bands=bands, rows=rows, row_offset=row_offset)
     # Chunks of about chunk_shingles shingles keep the (rows x shingles) temporaries small.
-    starts = parts[0][1] if parts else np.zeros(n + 1, dtype=np.int64)
     bounds = [0]
     while bounds[-1] < n:
         nxt = int(np.searchsorted(starts, starts[bounds[-1]] + chunk_shingles, side="right")) - 1
@@ -178,19 +203,40 @@ def candidate_pairs(
     return pairs_from_codes(found, n, capped, max_bucket)
 
 
+def _repeated(keys: np.ndarray, bits: int = 22) -> np.ndarray:
+    """Rows (ascending) whose key may occur more than once: every row of a repeated key, plus a few others.
+
+    Most band keys are unique; counting keys by 22-bit slices of them (three slices, each pass keeping the rows
+    whose slice value is shared) leaves the repeated keys and a few percent of the unique ones, so the sort that
+    groups buckets runs on a fraction of the rows.
+    """
+    cand = np.arange(len(keys))
+    mask = np.uint64((1 << bits) - 1)
+    for shift in (0, bits, 2 * bits):
+        if len(cand) < 1 << 16:
+            break
+        part = ((keys[cand] >> np.uint64(shift)) & mask).astype(np.intp)
+        cand = cand[np.bincount(part, minlength=1 << bits)[part] > 1]
+    return cand
+
+
 def band_pair_codes(keys: np.ndarray, max_bucket: int = 64) -> tuple[np.ndarray, bool]:
     """Candidate pairs of one band as codes ``i * n + j`` (``n = len(keys)``), and whether a bucket was capped.
 
     In a bucket (rows sharing the key), each row is paired with the ``max_bucket`` rows just before it in row order.
     """
     n = len(keys)
+    rows = _repeated(keys)  # only these can share a key
     # An unstable argsort (about 2x faster than a stable one on 64-bit keys), then the few rows that share a key are
     # put back in row order: the same order a stable sort gives, so order[p] < order[p + d] within a bucket.
-    order = np.argsort(keys)
-    ks = keys[order]
+    sub = keys[rows]
+    order = np.argsort(sub)
+    ks = sub[order]
+    order = rows[order]
+    m = len(ks)
     idx = np.flatnonzero(ks[:-1] == ks[1:])  # positions p with ks[p] == ks[p + d], for d = 1
     if len(idx):
-        run = np.zeros(n, dtype=bool)
+        run = np.zeros(m, dtype=bool)
         run[idx] = run[idx + 1] = True
         at = np.flatnonzero(run)
         order[at] = order[at][np.lexsort((order[at], ks[at]))]
@@ -199,7 +245,7 @@ def band_pair_codes(keys: np.ndarray, max_bucket: int = 64) -> tuple[np.ndarray,
     while len(idx) and d <= max_bucket:
         found.append(order[idx] * np.int64(n) + order[idx + d])
         d += 1
-        idx = idx[idx + d < n]
+        idx = idx[idx + d < m]
         idx = idx[ks[idx + d] == ks[idx]]
     return (np.concatenate(found) if found else np.zeros(0, dtype=np.int64)), bool(len(idx) > 0)
 

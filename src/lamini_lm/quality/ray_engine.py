@@ -46,7 +46,7 @@ from lamini_lm.quality.dedup import (
     quoted_rows,
     rouge_walk,
 )
-from lamini_lm.quality.text import _mix64, rouge_l
+from lamini_lm.quality.text import _mix64, rouge_l_many
 
 __all__ = ["init_ray", "ray_decontaminate", "ray_dedup", "read_rows"]
 
@@ -178,11 +178,7 @@ def _score(batch, tokens_ref, threshold: float):
     rows, tokens, offsets = ray.get(tokens_ref)
     i, j = batch.column("i").to_numpy(), batch.column("j").to_numpy()
     pi, pj = np.searchsorted(rows, i), np.searchsorted(rows, j)
-    scores = np.zeros(len(i), dtype=np.float64)  # compared with the threshold exactly as locally
-    for k in range(len(i)):
-        a = tokens[offsets[pi[k]] : offsets[pi[k] + 1]].tolist()
-        b = tokens[offsets[pj[k]] : offsets[pj[k] + 1]].tolist()
-        scores[k] = rouge_l(a, b)
+    scores = rouge_l_many(tokens, offsets, pi, pj)  # float64: compared with the threshold exactly as locally
     return pa.table({"i": i, "j": j, "score": scores})
 
 

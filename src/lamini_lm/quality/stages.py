@@ -247,35 +247,95 @@ def dedup_files(source: str, folder: Path, config: DedupConfig) -> tuple[StepRep
     from lamini_lm.quality.dedup import dedup_batches, dedup_report, quoted_rows, removed_by_reason_source
 
     start = time.perf_counter()
-    texts = (b.column(0) for b in iter_batches(source, [config.column], config.batch_rows))
-    res = dedup_batches(texts, config, spill_dir=folder)
-    t_write = time.perf_counter()
-    quoted = set(quoted_rows(res, config.examples).tolist())
-    quoted_text: dict[int, str] = {}
-    counts: dict[str, Counter] = {}
-    keep = res.keep
-    offset = 0
-    with ShardWriter(folder) as writer:
-        schema = None
-        for batch in iter_batches(source, batch_rows=config.batch_rows):
-            n = batch.num_rows
-            schema = batch.schema
-            mine = [r for r in quoted if offset <= r < offset + n]
-            if mine:
-                col = batch.column(config.column)
-                quoted_text.update({r: col[r - offset].as_py() for r in mine})
-            if "instruction_source" in batch.schema.names:
-                sources = batch.column("instruction_source").to_pylist()
-                for k, v in removed_by_reason_source(res, sources, offset).items():
-                    counts.setdefault(k, Counter()).update(v)
-            m = keep[offset : offset + n]
-            writer.write(batch if m.all() else batch.filter(pa.array(m)))
-            offset += n
-        writer.close(schema)
+    # A text input (JSONL, CSV) is parsed once: its batches go to a temporary Arrow stream beside the output while
+    # they are signed, and the kept rows are written from there (a parquet or Arrow input is simply read again).
+    stash = _RowStash(folder / ".lamini-rows") if _is_text_input(source) else None
+    try:
+        if stash is None:
+            texts = (b.column(0) for b in iter_batches(source, [config.column], config.batch_rows))
+        else:
+            texts = (stash.add(b).column(config.column) for b in iter_batches(source, batch_rows=config.batch_rows))
+        res = dedup_batches(texts, config, spill_dir=folder)
+        t_write = time.perf_counter()
+        quoted = set(quoted_rows(res, config.examples).tolist())
+        quoted_text: dict[int, str] = {}
+        counts: dict[str, Counter] = {}
+        keep = res.keep
+        offset = 0
+        with ShardWriter(folder) as writer:
+            schema = None
+            rows = stash.batches() if stash is not None else iter_batches(source, batch_rows=config.batch_rows)
+            for batch in rows:
+                n = batch.num_rows
+                schema = batch.schema
+                mine = [r for r in quoted if offset <= r < offset + n]
+                if mine:
+                    col = batch.column(config.column)
+                    quoted_text.update({r: col[r - offset].as_py() for r in mine})
+                if "instruction_source" in batch.schema.names:
+                    sources = batch.column("instruction_source").to_pylist()
+                    for k, v in removed_by_reason_source(res, sources, offset).items():
+                        counts.setdefault(k, Counter()).update(v)
+                m = keep[offset : offset + n]
+                writer.write(batch if m.all() else batch.filter(pa.array(m)))
+                offset += n
+            writer.close(schema)
+    finally:
+        if stash is not None:
+            stash.close()
     res.stats["seconds"]["write"] = round(time.perf_counter() - t_write, 3)
     report = dedup_report(res, config, quoted_text, {k: dict(v) for k, v in counts.items()},
                           time.perf_counter() - start)  # fmt: skip
     return report, int(np.count_nonzero(keep))
+
+
+def _is_text_input(source: str) -> bool:
+    from lamini_lm.io import _files
+
+    return _files(Path(source))[0] in ("json", "table")
+
+
+class _RowStash:
+    """Record batches kept in Arrow IPC stream files under ``folder`` (a new file when the schema changes), read
+    back in order by :meth:`batches`; :meth:`close` removes them."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.paths: list[Path] = []
+        self._writer = self._file = self._schema = None
+
+    def add(self, batch):
+        import pyarrow as pa
+
+        if self._writer is None or batch.schema != self._schema:
+            self._close_writer()
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.paths.append(self.folder / f"part-{len(self.paths):05d}.arrow")
+            self._file = pa.OSFile(str(self.paths[-1]), "wb")
+            self._writer = pa.ipc.new_stream(self._file, batch.schema)
+            self._schema = batch.schema
+        self._writer.write_batch(batch)
+        return batch
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._file.close()
+            self._writer = self._file = None
+
+    def batches(self):
+        import pyarrow as pa
+
+        self._close_writer()
+        for path in self.paths:
+            with pa.OSFile(str(path), "rb") as f:
+                yield from pa.ipc.open_stream(f)
+
+    def close(self) -> None:
+        import shutil
+
+        self._close_writer()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def run_filter(io: StageIO, config: FilterConfig | None = None) -> StepReport:
@@ -325,27 +385,36 @@ def decontaminate_files(
     import pyarrow as pa
 
     from lamini_lm.io import ShardWriter, iter_batches
-    from lamini_lm.quality.decontaminate import DecontaminationTally, scan, task_names
+    from lamini_lm.quality.decontaminate import _SHARED, DecontaminationTally, scan_shared, task_names
+    from lamini_lm.quality.text import forked_map
 
     t1 = time.perf_counter()
     tally = DecontaminationTally(index, config.columns, config.action, config.examples)
     offset = 0
-    with ShardWriter(folder) as writer:
-        schema = None
-        for batch in iter_batches(source, batch_rows=config.batch_rows):
-            texts = {c: batch.column(c).to_pylist() for c in config.columns}
-            total, per_column = scan(index, texts)
-            names = batch.schema.names
-            sources = batch.column("instruction_source").to_pylist() if "instruction_source" in names else None
-            tally.add(texts[config.columns[0]], total, per_column, sources, offset)
-            offset += batch.num_rows
-            if config.action == "tag":
-                batch = batch.append_column("contaminated", pa.array(task_names(index, total), pa.list_(pa.string())))
-            elif total.any():
-                batch = batch.filter(pa.array(total == 0))
-            schema = batch.schema
-            writer.write(batch)
-        writer.close(schema)
+    batches = iter_batches(source, batch_rows=config.batch_rows)
+
+    _SHARED["index"] = index  # the forked workers inherit it
+    try:
+        with ShardWriter(folder) as writer:
+            schema = None
+            # batches are checked on num_proc processes while this one reads and writes
+            texts = forked_map(scan_shared, batches, config.num_proc,
+                               payload=lambda b: {c: b.column(c) for c in config.columns}, fresh=True)  # fmt: skip
+            for batch, (total, per_column) in texts:
+                names = batch.schema.names
+                sources = batch.column("instruction_source").to_pylist() if "instruction_source" in names else None
+                tally.add(batch.column(config.columns[0]), total, per_column, sources, offset)
+                offset += batch.num_rows
+                if config.action == "tag":
+                    tags = pa.array(task_names(index, total), pa.list_(pa.string()))
+                    batch = batch.append_column("contaminated", tags)
+                elif total.any():
+                    batch = batch.filter(pa.array(total == 0))
+                schema = batch.schema
+                writer.write(batch)
+            writer.close(schema)
+    finally:
+        _SHARED.clear()
     phases = {"index": round(t_index, 3), "scan_and_write": round(time.perf_counter() - t1, 3)}
     report = tally.report(t_index + time.perf_counter() - t1, phases)
     return report, int(report.rows_out)

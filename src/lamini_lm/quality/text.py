@@ -17,10 +17,13 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -31,8 +34,11 @@ __all__ = [
     "normalize",
     "normalize_many",
     "rouge_l",
+    "rouge_l_many",
     "rouge_tokens",
     "short_ngram_hashes",
+    "exact_key_hashes",
+    "forked_map",
     "tokenize_texts",
 ]
 
@@ -62,19 +68,25 @@ def normalize(text: str, punctuation: str = "edges") -> str:
     return text.strip(_EDGE_PUNCT) if punctuation == "edges" else text.strip(" ")
 
 
-def _ascii_mapped(texts: Sequence[str | None], table: np.ndarray):
-    """``texts`` as a pyarrow large_string array with every byte passed through ``table`` (a 256-entry byte map).
+def _ascii_mapped(texts: Sequence[str | None] | Any, table: np.ndarray):
+    """``texts`` (a list or a pyarrow string array) as a pyarrow large_string array (nulls as ""), and that array
+    with every byte passed through ``table`` (a 256-entry byte map).
 
     Only meaningful for ASCII rows (callers redo the others in Python): mapping bytes in numpy is one pass over the
     buffer, where pyarrow's regex kernels cost as much as Python's ``re``.
     """
     import pyarrow as pa
 
-    arr = pa.array(texts, type=pa.large_string()).fill_null("")
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if isinstance(texts, pa.Array):  # no round trip through Python strings
+        arr = texts.cast(pa.large_string()).fill_null("")
+    else:
+        arr = pa.array(texts, type=pa.large_string()).fill_null("")
     offsets_buf, data_buf = arr.buffers()[1], arr.buffers()[2]
     data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, dtype=np.uint8)
     mapped = table[data]
-    out = pa.LargeStringArray.from_buffers(len(arr), offsets_buf, pa.py_buffer(mapped.tobytes()), offset=arr.offset)
+    out = pa.LargeStringArray.from_buffers(len(arr), offsets_buf, pa.py_buffer(mapped), offset=arr.offset)
     return arr, out
 
 
@@ -102,22 +114,57 @@ def _words(arr):
     return words.filter(pa.array(keep)), parent[keep]
 
 
-def normalize_many(texts: Sequence[str | None], punctuation: str = "edges") -> list[str]:
-    """:func:`normalize` of many texts; ASCII rows go through pyarrow's vectorised kernels (same keys, faster)."""
+def _squeeze_spaces(mapped):
+    """A large_string array with every run of spaces inside a row made one space, with numpy over the buffer."""
+    import pyarrow as pa
+
+    n = len(mapped)
+    offsets = np.frombuffer(mapped.buffers()[1], dtype=np.int64)[mapped.offset : mapped.offset + n + 1]
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    if hi == lo:
+        return mapped
+    data = np.frombuffer(mapped.buffers()[2], dtype=np.uint8)[lo:hi]
+    space = data == 32
+    drop = np.zeros(len(data), dtype=bool)
+    drop[1:] = space[1:] & space[:-1]  # a space right after a space ...
+    drop[offsets[:-1][offsets[:-1] < hi] - lo] = False  # ... of the same row
+    kept = np.zeros(len(data) + 1, dtype=np.int64)
+    np.cumsum(~drop, out=kept[1:])
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(kept[offsets - lo]), pa.py_buffer(data[~drop]))
+
+
+def normalize_many(texts: Sequence[str | None] | Any, punctuation: str = "edges") -> list[str]:
+    """:func:`normalize` of many texts (a list or a pyarrow string array); ASCII rows go through pyarrow's
+    vectorised kernels (same keys, faster)."""
+    return _normalized(texts, punctuation, as_bytes=False)
+
+
+def exact_key_hashes(texts: Sequence[str | None] | Any, punctuation: str = "edges") -> np.ndarray:
+    """The 64-bit xxh3 of each text's :func:`normalize` key (UTF-8), as uint64: dedup's exact pass compares these.
+
+    The keys go from Arrow to bytes without Python strings in between (the hash is the same as of ``key.encode()``).
+    """
+    import xxhash
+
+    keys = _normalized(texts, punctuation, as_bytes=True)
+    return np.array(list(map(xxhash.xxh3_64_intdigest, keys)), dtype=np.uint64).reshape(len(keys))
+
+
+def _normalized(texts: Sequence[str | None] | Any, punctuation: str, as_bytes: bool) -> list:
     import pyarrow as pa
     import pyarrow.compute as pc
 
     arr, mapped = _ascii_mapped(texts, _KEY_TABLE)
     ascii_ = pc.string_is_ascii(arr).to_numpy(zero_copy_only=False)
     if punctuation not in ("edges", "keep") or not ascii_.any():
-        return [normalize(t or "", punctuation) for t in texts]
-    words, parent = _words(mapped)  # collapse white space runs: split on spaces, drop empties, join with one space
-    offsets = np.zeros(len(arr) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(parent, minlength=len(arr)), out=offsets[1:])
-    joined = pc.binary_join(pa.LargeListArray.from_arrays(pa.array(offsets), words), pa.scalar(" ", pa.large_string()))
-    keys = pc.utf8_trim(joined, _EDGE_PUNCT if punctuation == "edges" else " ").to_pylist()
+        keys = [normalize(t, punctuation) for t in arr.to_pylist()]
+        return [k.encode() for k in keys] if as_bytes else keys
+    # white space runs become one space (and the trim drops a space at either end): the words joined by one space
+    trimmed = pc.utf8_trim(_squeeze_spaces(mapped), _EDGE_PUNCT if punctuation == "edges" else " ")
+    keys = (trimmed.cast(pa.large_binary()) if as_bytes else trimmed).to_pylist()
     for i in np.flatnonzero(~ascii_).tolist():
-        keys[i] = normalize(texts[i] or "", punctuation)
+        key = normalize(arr[i].as_py(), punctuation)
+        keys[i] = key.encode() if as_bytes else key
     return keys
 
 
@@ -184,8 +231,23 @@ def _stable_hash(token: str) -> int:
     return int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
 
 
-def tokenize_texts(texts: Sequence[str | None]) -> TokenizedTexts:
-    """Tokenise texts with :func:`rouge_tokens` into a :class:`TokenizedTexts`.
+_HASHES: dict[str, int] = {}  # token -> _stable_hash, kept across batches (a corpus reuses most of its words)
+
+
+def _token_hashes(words: list[str]) -> np.ndarray:
+    if len(_HASHES) > 4_000_000:  # bounded: a few hundred MB at most
+        _HASHES.clear()
+    get = _HASHES.get
+    vals = [get(w) for w in words]
+    if None in vals:
+        for k, v in enumerate(vals):
+            if v is None:
+                vals[k] = _HASHES[words[k]] = _stable_hash(words[k])
+    return np.array(vals, dtype=np.uint64) if vals else np.zeros(0, dtype=np.uint64)
+
+
+def tokenize_texts(texts: Sequence[str | None] | Any) -> TokenizedTexts:
+    """Tokenise texts (a list or a pyarrow string array; None is "") with :func:`rouge_tokens`.
 
     ASCII rows are tokenised by pyarrow's vectorised string kernels (lower-case, split on runs outside ``[a-z0-9]``:
     the same tokens); the rare non-ASCII rows by :func:`rouge_tokens` itself, so the result is exactly
@@ -203,7 +265,7 @@ def tokenize_texts(texts: Sequence[str | None]) -> TokenizedTexts:
         keep &= ~np.isin(parent, non_ascii)
     tokens, parent = tokens.filter(pa.array(keep)), parent[keep]
     if len(non_ascii):
-        extra = [(i, t) for i in non_ascii.tolist() for t in rouge_tokens(texts[i] or "")]
+        extra = [(i, t) for i in non_ascii.tolist() for t in rouge_tokens(arr[i].as_py())]
         if extra:
             tokens = pa.concat_arrays([tokens, pa.array([t for _, t in extra], type=tokens.type)])
             parent = np.concatenate([parent, np.array([i for i, _ in extra], dtype=np.int32)])
@@ -214,7 +276,7 @@ def tokenize_texts(texts: Sequence[str | None]) -> TokenizedTexts:
     words = encoded.dictionary.to_pylist() if len(tokens) else []
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(parent, minlength=n), out=offsets[1:])
-    token_hash = np.fromiter((_stable_hash(t) for t in words), dtype=np.uint64, count=len(words))
+    token_hash = _token_hashes(words)
     return TokenizedTexts(ids, offsets, {w: i for i, w in enumerate(words)}, token_hash)
 
 
@@ -290,3 +352,148 @@ def _short_hash(tok: TokenizedTexts, i: int) -> int:
         acc = (acc * 0x9E3779B97F4A7C15 + t) & _MASK64
         acc = int(_mix64(np.array([acc], dtype=np.uint64))[0])
     return acc ^ 0x5BD1E995  # differs from a full-length n-gram of the same tokens
+
+
+def rouge_l_many(tokens: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`rouge_l` of many pairs of rows at once: row ``k`` is ``tokens[offsets[k]:offsets[k + 1]]``, pair ``p``
+    is rows ``a[p]`` and ``b[p]``; returns float64 scores, equal to ``rouge_l`` of each pair bit for bit.
+
+    The LCS is Hyyrö's bit-parallel recurrence run on numpy vectors across pairs (the shorter row of a pair as the
+    bits of one uint64, so rows of up to 64 tokens; pairs with a longer shorter row go through :func:`rouge_l`).
+    """
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    out = np.zeros(len(a), dtype=np.float64)
+    if not len(a):
+        return out
+    la, lb = offsets[a + 1] - offsets[a], offsets[b + 1] - offsets[b]
+    short_is_a = la < lb
+    s_row, l_row = np.where(short_is_a, a, b), np.where(short_is_a, b, a)
+    ls, ll = np.minimum(la, lb), np.maximum(la, lb)
+    lcs = np.zeros(len(a), dtype=np.int64)
+    slow = np.flatnonzero(ls > 64)
+    for p in slow.tolist():
+        ra, rb = int(a[p]), int(b[p])
+        row_a, row_b = tokens[offsets[ra] : offsets[ra + 1]], tokens[offsets[rb] : offsets[rb + 1]]
+        lcs[p] = lcs_length(row_a.tolist(), row_b.tolist())
+    fast = np.flatnonzero((ls <= 64) & (ls > 0))
+    fast = fast[np.lexsort((ls[fast], ll[fast]))]  # similar lengths together: little padding
+    last = max(len(tokens) - 1, 0)
+    at = 0
+    while at < len(fast):
+        # at most about 2^24 token comparisons per chunk (pairs are sorted by the long row's length)
+        step = len(fast) - at
+        while step > 256 and step * int(ll[fast[at + step - 1]]) * min(64, int(ll[fast[at + step - 1]])) > 1 << 24:
+            step //= 2
+        chunk = fast[at : at + step]
+        at += len(chunk)
+        ms, ml = int(ls[chunk].max()), int(ll[chunk].max())
+        ms8 = (ms + 7) // 8 * 8
+        s_tok = tokens[np.minimum(offsets[s_row[chunk]][:, None] + np.arange(ms8), last)]
+        l_tok = tokens[np.minimum(offsets[l_row[chunk]][:, None] + np.arange(ml), last)]
+        # match[p, k]: bit i set when short[i] == long[k] (bits past the short row's end are masked by `full`)
+        packed = np.zeros((len(chunk), ml, 8), dtype=np.uint8)
+        packed[:, :, : ms8 // 8] = np.packbits(s_tok[:, None, :] == l_tok[:, :, None], axis=None,
+                                               bitorder="little").reshape(len(chunk), ml, ms8 // 8)  # fmt: skip
+        match = packed.view("<u8")[:, :, 0]
+        del packed
+        match[np.arange(ml)[None, :] >= ll[chunk][:, None]] = 0  # past the end of the long row: no step
+        match = np.ascontiguousarray(match.T)
+        lc = ls[chunk].astype(np.uint64)
+        full = np.where(lc == 64, np.uint64(0xFFFFFFFFFFFFFFFF), (np.uint64(1) << (lc & np.uint64(63))) - np.uint64(1))
+        v = full.copy()
+        with np.errstate(over="ignore"):
+            for k in range(ml):
+                u = v & match[k]
+                v = ((v + u) | (v - u)) & full
+        lcs[chunk] = ls[chunk] - np.bitwise_count(v).astype(np.int64)
+    hit = lcs > 0
+    la_f, lb_f, lcs_f = la[hit].astype(np.float64), lb[hit].astype(np.float64), lcs[hit].astype(np.float64)
+    precision, recall = lcs_f / lb_f, lcs_f / la_f
+    out[hit] = 2 * precision * recall / (precision + recall)
+    return out
+
+
+def forked_map(
+    fn: Callable[..., Any],
+    items: Iterable[Any],
+    num_proc: int,
+    *args: Any,
+    payload: Callable[[Any], Any] | None = None,
+    fresh: bool = False,
+) -> Iterator[tuple[Any, Any]]:
+    """``(item, fn(payload(item), *args))`` for each item, in order: on ``num_proc`` forked processes with
+    ``num_proc + 1`` items in flight (the caller reads and writes while the workers compute), or in this process
+    when ``num_proc`` is 1 or fork is unavailable. ``payload`` picks what is sent (default: the item). What ``fn``
+    needs beyond that is best set in a module global before the first item is drawn: the workers inherit it.
+
+    ``fresh``: fork one process per item instead of a pool, so that the payload reaches it by the fork itself (no
+    pickling through a pipe: worth it for payloads of tens of MB); only the result comes back pickled.
+    """
+    send = payload or (lambda item: item)
+    if num_proc <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for item in items:
+            yield item, fn(send(item), *args)
+        return
+    try:  # pyarrow imports pandas on its first compute call: once here rather than once in every worker
+        import pandas  # noqa: F401
+    except ImportError:
+        pass
+    ctx = multiprocessing.get_context("fork")
+    if fresh:
+        pending: deque = deque()
+        try:
+            for item in items:
+                pending.append((item, _fork_one(ctx, fn, send(item), args)))
+                if len(pending) >= num_proc:
+                    done, job = pending.popleft()
+                    yield done, _collect(*job)
+            while pending:
+                done, job = pending.popleft()
+                yield done, _collect(*job)
+        finally:
+            for _, (proc, conn) in pending:
+                proc.kill()
+                proc.join()
+                conn.close()
+        return
+    with ctx.Pool(num_proc) as pool:
+        pending = deque()
+        for item in items:
+            pending.append((item, pool.apply_async(fn, (send(item), *args))))
+            if len(pending) > num_proc:
+                done, job = pending.popleft()
+                yield done, job.get()
+        while pending:
+            done, job = pending.popleft()
+            yield done, job.get()
+
+
+def _fork_one(ctx, fn: Callable[..., Any], data: Any, args: tuple):
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_run_child, args=(send, fn, data, args), daemon=True)  # forked: nothing pickled
+    proc.start()
+    send.close()
+    return proc, receive
+
+
+def _run_child(conn, fn: Callable[..., Any], data: Any, args: tuple) -> None:
+    try:
+        conn.send((True, fn(data, *args)))
+    except BaseException as e:  # the parent re-raises it
+        conn.send((False, e))
+    finally:
+        conn.close()
+
+
+def _collect(proc, conn) -> Any:
+    try:
+        ok, value = conn.recv()
+    except EOFError:
+        proc.join()
+        raise RuntimeError(f"a worker process died (exit code {proc.exitcode})") from None
+    finally:
+        conn.close()
+    proc.join()
+    if not ok:
+        raise value
+    return value
