@@ -13,9 +13,10 @@ The protocol, fixed before the measured runs (nothing below was tuned on KD agai
 * The teacher (T5 shape, 64 wide x 2 layers; ``--family causal``: GPT-2 shape) trains on the true answers of
   25,600 pool prompts, each seen once: 800 steps x batch 32, lr 3e-3, cosine with 30 warmup steps. Its held-out
   exact-match accuracy and mean top-1 probability on its own answers are printed (the aim: >= 0.9, confident).
-* Per seed (0, 1, 2), 1,000 prompts are drawn from the pool and answered greedily by the teacher. Two students
-  (32 wide x 2 layers, the same fresh init per seed) train on exactly those rows with equal compute and the
-  teacher's schedule: 800 steps x batch 16, lr 3e-3, cosine with 30 warmup steps, through the library's recipes
+* Per seed (0, 1, 2; five seeds in the second protocol), 1,000 prompts are drawn from the pool and answered
+  greedily by the teacher. Two students (32 wide x 2 layers, the same fresh init per seed) train on exactly those
+  rows with equal compute and the teacher's schedule: 800 steps (2,000 in the second protocol) x batch 16, lr
+  3e-3, cosine with 30 warmup steps, through the library's recipes
   (``lamini_lm.train.load_recipe``):
   - SFT: the family's recipe on the teacher's greedy answers (sequence-level distillation, the paper's method);
   - KD: the distillation recipe with its defaults, the same rows plus the live teacher's next-token distributions
@@ -28,10 +29,18 @@ A first run of this protocol with a smaller student budget (200 prompts, 300 ste
 students near zero accuracy (seed 0, seq2seq: SFT 0.020, KD 0.025; causal SFT 0.010), a comparison that says
 nothing; the budget above was chosen then, for both arms alike, before any run of it.
 
+The second protocol (the defaults now), declared on 2026-12-01 before any run of it, after the first protocol's
+runs (800 steps, seeds 0-2) left each arm's accuracy spread over seeds far wider than the gap between the arms
+(causal SFT 0.045 / 0.81 / 0.11, seq2seq KD 0.41 / 0.80 / 0.54): at 800 steps a student is still finding the rule
+or not, so the comparison was of luck, not of methods. The change, for both arms and both families alike: 2,000
+steps instead of 800 (the same cosine schedule with 30 warmup steps, stretched), and five seeds (0-4) instead of
+three. Nothing else changed (teacher, data, widths, lr, alpha, temperature). The medians of seeds 0-2 are printed
+too, as the issue asks for three; the verdict is on all five. ``--steps 800 --seeds 0 1 2`` reruns the first.
+
 Exit status 0 when KD's median KL is at most 0.8x SFT's and its median accuracy at least SFT's.
 
 Usage:
-    python benchmarks/bench_distillation.py                    # seq2seq, ~14 minutes on 2 busy cores
+    python benchmarks/bench_distillation.py                    # seq2seq, ~30 minutes on one core
     python benchmarks/bench_distillation.py --family causal
 """
 
@@ -210,10 +219,10 @@ def confidence(family, model, rows, tokenizer) -> float:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--family", default="seq2seq", choices=["seq2seq", "causal"])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--held-out", type=int, default=200, help="prompts nobody trains on")
     p.add_argument("--train-prompts", type=int, default=1000, help="prompts each student sees")
-    p.add_argument("--steps", type=int, default=800, help="student steps (both methods)")
+    p.add_argument("--steps", type=int, default=2000, help="student steps (both methods)")
     p.add_argument("--lr", type=float, default=3e-3, help="student learning rate (both methods; cosine, 30 warmup)")
     p.add_argument("--teacher-steps", type=int, default=800)
     p.add_argument("--teacher-lr", type=float, default=3e-3)
@@ -318,6 +327,21 @@ def main(argv=None) -> int:
     print("| --- | --- | --- | --- |")
     for m, label in (("sft", "SFT on teacher greedy outputs"), ("kd", "token-level KD")):
         print(f"| {label} | {med[m]['kl']:.4f} | {med[m]['accuracy']:.3f} | {tps[m]:,.0f} |")
+    if len(args.seeds) > 3:  # the issue's three seeds, beside the verdict on all of them
+        first = {
+            m: {k: statistics.median(r[k] for r in rs[:3]) for k in ("kl", "accuracy")} for m, rs in results.items()
+        }
+        print(
+            f"seeds {args.seeds[:3]} alone: KL {first['sft']['kl']:.4f} (SFT) / {first['kd']['kl']:.4f} (KD), ratio "
+            f"{first['kd']['kl'] / first['sft']['kl']:.2f}; accuracy {first['sft']['accuracy']:.3f} / "
+            f"{first['kd']['accuracy']:.3f}"
+        )
+    pairs = list(zip(results["sft"], results["kd"]))
+    print(
+        f"paired by seed: KD's KL lower in {sum(k['kl'] < s['kl'] for s, k in pairs)} of {len(pairs)}, its accuracy "
+        f"higher in {sum(k['accuracy'] > s['accuracy'] for s, k in pairs)}, equal in "
+        f"{sum(k['accuracy'] == s['accuracy'] for s, k in pairs)}"
+    )
     ratio = med["kd"]["kl"] / med["sft"]["kl"]
     gain = med["kd"]["accuracy"] - med["sft"]["accuracy"]
     print(
