@@ -65,6 +65,7 @@ __all__ = [
     "heldout_divergence",
     "is_distill_config",
     "load_teacher",
+    "served_top_logprobs",
     "tokenizer_fingerprint",
     "wants_distillation",
 ]
@@ -361,12 +362,31 @@ def load_teacher(cfg, family, student_tokenizer=None, device=None):
     return teacher
 
 
+def served_top_logprobs(manifest) -> int:
+    """K when an artifact's rows carry the served teacher's top-K columns (``generate responses --top_logprobs K``),
+    else 0.
+
+    The fact's one home is the generation step's report (``details["top_logprobs"]``): every stage that keeps the
+    rows (dedup, filter, decontaminate) carries the earlier reports in its manifest, so a cleaned artifact reads as
+    the generation's own, without following paths back to it.
+    """
+    report = manifest.report("responses") if manifest is not None else None
+    return int(report.details.get("top_logprobs") or 0) if report is not None else 0
+
+
 def check_teacher_logits(cfg, tokenizer) -> None:
     """Refuse a teacher-logits artifact made for another tokenizer, temperature or family (one line)."""
     from lamini_lm.artifacts import read_manifest
+    from lamini_lm.io import input_columns
 
     manifest = read_manifest(cfg.teacher_logits)
-    if manifest is not None and manifest.extra.get("top_logprobs"):  # `generate responses --top_logprobs K`
+    if served_top_logprobs(manifest):  # `generate responses --top_logprobs K`, maybe cleaned since
+        missing = [c for c in (*TEACHER_COLUMNS, TEACHER_RESPONSE_IDS) if c not in input_columns(cfg.teacher_logits)]
+        if missing:
+            raise UsageError(
+                f"--teacher_logits {cfg.teacher_logits}: its rows have no {missing[0]!r} column (a step dropped the "
+                "teacher columns); train on the generation's artifact or one of its dedup/filter/decontaminate outputs"
+            )
         if abs(cfg.temperature - 1.0) > 1e-9:  # vLLM returns the raw log-probs (before the sampling temperature)
             raise UsageError(
                 f"--temperature {cfg.temperature}: the served teacher's log-probs in {cfg.teacher_logits} are at "
@@ -657,11 +677,10 @@ def distillation_facts(cfg) -> dict[str, Any] | None:
 
         manifest = read_manifest(cfg.teacher_logits)
         extra = manifest.extra if manifest is not None else {}
-        if extra.get("top_logprobs"):  # kept from the served teacher's generation pass
+        top_k = served_top_logprobs(manifest)
+        if top_k:  # kept from the served teacher's generation pass
             teacher = manifest.teacher_models[0] if manifest.teacher_models else None
-            facts.update(
-                type="token-level (served top-k, generation pass)", teacher=teacher, top_k=extra["top_logprobs"]
-            )
+            facts.update(type="token-level (served top-k, generation pass)", teacher=teacher, top_k=top_k)
         else:
             facts.update(type="token-level (offline top-k)", teacher=extra.get("teacher"), top_k=extra.get("top_k"))
     return facts
