@@ -11,10 +11,15 @@ import shutil
 import subprocess
 import sys
 
+import datasets
 import pytest
 
+from lamini_lm.artifacts import Manifest, StepReport, read_manifest
+from lamini_lm.generation.stage import RESPONSES_STAGE
 from lamini_lm.io import load_table
+from lamini_lm.quality import DecontaminateConfig, DedupConfig, StageIO, run_decontaminate, run_dedup, run_filter
 from lamini_lm.records import TEACHER_COLUMNS, TEACHER_RESPONSE_IDS, teacher_logits_features
+from lamini_lm.train.distill import check_teacher_logits, served_top_logprobs
 from logprob_server import LogprobServer
 
 K = 4
@@ -63,7 +68,9 @@ def check_columns(folder, source_rows):
     expected = teacher_logits_features(response_ids=True)
     for c in COLUMNS:
         assert rows.features[c] == expected[c], (folder.name, c, rows.features[c])
-    by_instruction = {r["instruction"]: r for r in source_rows}
+    by_instruction: dict = {}
+    for r in source_rows:  # dedup keeps the first of duplicates
+        by_instruction.setdefault(r["instruction"], r)
     for row in rows:
         source = by_instruction[row["instruction"]]
         assert row["response"] == source["response"]
@@ -74,6 +81,7 @@ def check_columns(folder, source_rows):
     return rows
 
 
+@pytest.mark.slow  # ~50 s: five CLI processes and a served generation pass
 def test_teacher_columns_survive_dedup_filter_decontaminate_and_train(generated, tiny_gpt2, tmp_path):
     res, bench = generated
     source = load_table(res)
@@ -101,3 +109,75 @@ def test_teacher_columns_survive_dedup_filter_decontaminate_and_train(generated,
     facts = manifest["extra"]["distillation"]
     assert facts["type"] == "token-level (served top-k, generation pass)" and facts["top_k"] == K
     assert facts["teacher"] == "tiny-teacher"
+
+
+def small_responses(folder, bench):
+    """In process: rows shaped as `generate responses --top_logprobs K` writes them (the teacher columns with their
+    features, distinct values per row) and a manifest whose `responses` report says K."""
+    texts = [*INSTRUCTIONS, "Give me a tip for learning to cook."]  # and an exact duplicate of a kept row
+    n = len(texts)
+    rows = {
+        "instruction": texts,
+        "response": ["" if "sky" in t else f"answer {i}" for i, t in enumerate(texts)],  # one empty response
+        "instruction_source": ["alpaca"] * n,
+        TEACHER_RESPONSE_IDS: [[i + 1, i + 2] for i in range(n)],
+        TEACHER_COLUMNS[0]: [[[i + j + k for k in range(K)] for j in range(2)] for i in range(n)],
+        TEACHER_COLUMNS[1]: [[[-0.5 * (i + 1) - k for k in range(K)] for _ in range(2)] for i in range(n)],
+    }
+    string = datasets.Value("string")
+    features = datasets.Features(
+        {"instruction": string, "response": string, "instruction_source": string,
+         **teacher_logits_features(response_ids=True)}
+    )  # fmt: skip
+    datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(folder))
+    report = StepReport(step="responses", rows_in=n, rows_out=n, details={"top_logprobs": K})
+    Manifest(stage=RESPONSES_STAGE, rows=n, teacher_models=["tiny-teacher"], reports=[report]).save(folder)
+    bench.write_text(json.dumps({"question": BENCH_Q}) + "\n")
+    return load_table(folder)
+
+
+def clean(tmp_path, engine: str):
+    """dedup -> decontaminate -> filter on the small rows with ``engine``; each output checked, the last returned."""
+    source = small_responses(tmp_path / "res", tmp_path / "bench.jsonl")
+    run_dedup(StageIO(input=str(tmp_path / "res"), output=str(tmp_path / "dedup")), DedupConfig(engine=engine))
+    deduped = check_columns(tmp_path / "dedup", source)
+    assert len(deduped) == len(source) - 2  # the lower-case poem and the repeated tip
+    decon = DecontaminateConfig(eval_files=[f"sciq={tmp_path / 'bench.jsonl'}"], engine=engine)
+    run_decontaminate(StageIO(input=str(tmp_path / "dedup"), output=str(tmp_path / "decon")), decon)
+    assert len(check_columns(tmp_path / "decon", source)) == len(deduped) - 1
+    run_filter(StageIO(input=str(tmp_path / "decon"), output=str(tmp_path / "clean")))
+    kept = check_columns(tmp_path / "clean", source)
+    assert kept["instruction"][:] == [INSTRUCTIONS[i] for i in (0, 2, 4)]  # the blacklisted and the empty one go
+    return tmp_path / "clean"
+
+
+class _Cfg:  # the two settings check_teacher_logits reads of a served-top-k artifact
+    def __init__(self, path, temperature=1.0):
+        self.teacher_logits, self.temperature = str(path), temperature
+
+
+def test_each_quality_stage_keeps_the_rows_own_teacher_columns_and_train_accepts_the_result(tmp_path):
+    from lamini_lm.errors import UsageError
+
+    out = clean(tmp_path, "local")
+    manifest = read_manifest(out)
+    assert served_top_logprobs(manifest) == K and manifest.teacher_models == ["tiny-teacher"]
+    check_teacher_logits(_Cfg(out), tokenizer=None)  # accepted (before: "not a teacher-logits artifact")
+    with pytest.raises(UsageError, match="temperature 1"):
+        check_teacher_logits(_Cfg(out, temperature=2.0), tokenizer=None)
+    # a folder whose rows lost the columns, though its manifest still says K: one line naming the column
+    load_table(out).remove_columns(list(TEACHER_COLUMNS)).save_to_disk(str(tmp_path / "bare"))
+    manifest.save(tmp_path / "bare")
+    with pytest.raises(UsageError, match="no 'teacher_token_ids' column"):
+        check_teacher_logits(_Cfg(tmp_path / "bare"), tokenizer=None)
+
+
+@pytest.mark.slow  # ~60 s, mostly ray.init and Ray Data's start on 2 busy cores
+def test_the_ray_engine_keeps_them_too(tmp_path):
+    ray = pytest.importorskip("ray", reason="--engine ray needs the ray extra (pip install lamini-lm[ray])")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    try:
+        out = clean(tmp_path, "ray")
+    finally:
+        ray.shutdown()
+    assert served_top_logprobs(read_manifest(out)) == K
