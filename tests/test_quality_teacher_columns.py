@@ -165,6 +165,12 @@ def test_each_quality_stage_keeps_the_rows_own_teacher_columns_and_train_accepts
     check_teacher_logits(_Cfg(out), tokenizer=None)  # accepted (before: "not a teacher-logits artifact")
     with pytest.raises(UsageError, match="temperature 1"):
         check_teacher_logits(_Cfg(out, temperature=2.0), tokenizer=None)
+    # the release folder (push-dataset without --repo_id) keeps them as well, and so its manifest's reports
+    from lamini_lm.publishing.dataset import PushDatasetConfig, run_push_dataset
+
+    run_push_dataset(PushDatasetConfig(input=str(out), release_dir=str(tmp_path / "release"), embed="none"))
+    assert len(check_columns(tmp_path / "release", load_table(out))) == 3
+    check_teacher_logits(_Cfg(tmp_path / "release"), tokenizer=None)
     # a folder whose rows lost the columns, though its manifest still says K: one line naming the column
     load_table(out).remove_columns(list(TEACHER_COLUMNS)).save_to_disk(str(tmp_path / "bare"))
     manifest.save(tmp_path / "bare")
