@@ -249,6 +249,44 @@ def test_plot_reference_all_is_laid_out_and_zero_is_written(tmp_path):
     plt.close(fig)
 
 
+def _drawn(results, path, **kwargs):
+    """The figure plot_comparison draws (kept open to inspect), as {title: axes}."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lamini_lm.evaluation.plots import plot_comparison
+
+    figures = []
+    original = plt.close
+    plt.close = lambda fig=None: figures.append(fig)
+    try:
+        plot_comparison(results, path, **kwargs)
+    finally:
+        plt.close = original
+    fig = figures[0]
+    axes = {ax.get_title(loc="left") or ax.get_title(): ax for ax in fig.get_axes()}
+    plt.close(fig)
+    return axes
+
+
+def test_a_plot_title_names_hatched_bars_only_where_they_are_drawn(tmp_path):
+    """demo_* tasks have no paper numbers: no hatched bar on the averages chart, so its title does not promise any
+    (the paper's printed 15-task average still gets its own chart); a run of the paper's tasks keeps the note."""
+    scores = {"demo_choice": {"acc_norm": 0.5}, "demo_entailment": {"acc": 0.6}}
+    demo = summarize(_raw(scores), model="lamini-gpt-124m")
+    paper = _paper_like("gpt2-xl", ["sciq", "rte", "arc_challenge"])
+    for results, hatched_average in (([demo], False), ([paper], True)):
+        axes = _drawn(results, tmp_path / "c.png")
+        assert sum("average" in title for title in axes) == 2  # the tasks' average, and the paper's printed one apart
+        for title, ax in axes.items():
+            has_hatch = any(p.get_hatch() for p in ax.patches)
+            if title.startswith("average of"):  # the note is there exactly when the paper's bars are
+                assert has_hatch is hatched_average and ("hatched" in title) is has_hatch, title
+            assert has_hatch or "hatched" not in title, title
+
+
 def test_eval_results_for_card_feed_model_index(tmp_path):
     from huggingface_hub import ModelCardData
 

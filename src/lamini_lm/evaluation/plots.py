@@ -126,7 +126,9 @@ def plot_comparison(
         ax.set_title(title, fontsize=8, loc="left")
         ax.set_xlabel("score (%)", fontsize=7)
 
-    averages(nrows, avg_models, what + ("" if not refs else "; hatched: the paper's numbers on the same tasks"))
+    # the paper's bars on the averages chart exist only when it scored the same tasks (not for demo_* or your own)
+    hatched = len(avg_models) > len(labels)
+    averages(nrows, avg_models, what + ("; hatched: the paper's numbers on the same tasks" if hatched else ""))
     if apart:
         averages(nrows + 1, apart, "the paper's printed averages over all 15 tasks (not the tasks above)")
     fig.suptitle("zero-shot scores, the paper's metric per task (%)", fontsize=9)
