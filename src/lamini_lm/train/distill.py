@@ -367,8 +367,8 @@ def served_top_logprobs(manifest) -> int:
     else 0.
 
     The fact's one home is the generation step's report (``details["top_logprobs"]``): every stage that keeps the
-    rows (dedup, filter, decontaminate) carries the earlier reports in its manifest, so a cleaned artifact reads as
-    the generation's own, without following paths back to it.
+    rows (dedup, filter, decontaminate, push-dataset's release folder) carries the earlier reports in its manifest,
+    so a cleaned artifact reads as the generation's own, without following paths back to it.
     """
     report = manifest.report("responses") if manifest is not None else None
     return int(report.details.get("top_logprobs") or 0) if report is not None else 0
