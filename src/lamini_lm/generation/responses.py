@@ -110,7 +110,9 @@ def generate_responses(
     user messages besides the estimate.
     ``return_report=True`` returns ``(dataset, StepReport)``: step ``"responses"``, rows in = input rows, rows out =
     rows answered, removed = rows without an answer by reason (``no instruction to answer``, ``HTTP 500``,
-    ``budget reached``, ...), with up to 3 full error messages per reason in ``examples``.
+    ``budget reached``, ...), with up to 3 full error messages per reason in ``examples``; its ``details`` count
+    the run's distinct ``requests``, those sent (``to_send``) and those answered by the store (``from_cache``).
+    With ``top_logprobs`` set, the rows carry the teacher's sparse columns too (:func:`response_features`).
 
     The input, credentials and the budget are checked before the first request. The rows take the path of the
     ``generate responses`` stage (:func:`stream_responses`, as one chunk), so both give the same rows, teacher
