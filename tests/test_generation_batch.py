@@ -66,3 +66,32 @@ def test_polling_resumes_after_a_restart_without_resubmitting(tmp_path):
     assert sum(r.ok for r in out) == 4
     with Store(store) as st:
         assert st.open_batches() == [] and len(st) == 5
+
+
+@pytest.mark.integration
+def test_the_responses_stage_takes_the_batch_api_and_gives_the_rows_of_the_python_api(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import datasets
+
+    from lamini_lm.artifacts import read_manifest
+    from lamini_lm.generation import generate_responses
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps({"instruction": f"q{i}"}) + "\n" for i in [0, 1, 2, 0, 3]))
+    fake = FakeOpenAI()
+    with fake as url:
+        cmd = [sys.executable, "-m", "lamini_lm.cli", "generate", "responses", "--input", str(inp), "--output",
+               str(tmp_path / "out"), "--store", str(tmp_path / "a.sqlite"), "--chunk_rows", "2", "--base_url", url,
+               "--model", "gpt-4o-mini", "--batch_api", "--batch_poll_interval", "0.02", "--no_progress"]  # fmt: skip
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr[-2000:]
+        assert fake.batch_creates == 3  # chunk after chunk; q0's second ask is answered by the store
+        api, report = generate_responses(str(inp), config=cfg(url), store=tmp_path / "b.sqlite", return_report=True)
+    stage = datasets.load_from_disk(str(tmp_path / "out"))
+    assert stage.features == api.features and stage.to_list() == api.to_list()
+    assert stage["response"] == [f"Answer: q{i}" for i in [0, 1, 2, 0, 3]]
+    details = read_manifest(tmp_path / "out").report("responses").details
+    assert details == report.details and (details["requests"], details["to_send"], details["from_cache"]) == (4, 4, 0)

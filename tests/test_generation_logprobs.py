@@ -61,11 +61,11 @@ def served(tiny_gpt2):
         yield server
 
 
-def _generate(served, inp, out, store):
+def _generate(served, inp, out, store, *extra):
     return cli(
         "generate", "responses", "--input", inp, "--output", out, "--base_url", served.base_url,
         "--model", served.name, "--no_progress", "--max_tokens", "12", "--temperature", "0",
-        "--top_logprobs", K, "--store", store,
+        "--top_logprobs", K, "--store", store, *extra,
     )  # fmt: skip
 
 
@@ -189,3 +189,34 @@ def test_rows_train_on_the_teachers_own_ids_with_a_final_eos(tiny_tokenizer):
     assert out["input_ids"] == [40, 41] and out["labels"] == [a, b, eos]
     with pytest.raises(DataError, match="row 0: the teacher's sampled token ids are not its response text"):
         align_response_columns(raw.map(lambda r: {"response": "zz"}), causal, tok, decoder_only=True)
+
+
+def test_the_python_api_and_the_stage_give_the_same_rows_teacher_columns_and_counts(served, tmp_path):
+    from datasets import load_from_disk
+
+    from lamini_lm.artifacts import read_manifest
+    from lamini_lm.generation import generate_responses
+
+    # chunks of 2: [Task 0, Task 1], [no instruction, Task 0], [Task 3]: Task 0 is asked in two chunks
+    texts = ["Task 0: say something.", "Task 1: say more.", "", "Task 0: say something.", "Task 3: say less."]
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps({"instruction": t}) + "\n" for t in texts))
+    before = served.requests  # the server is the module's: count from here
+    proc = _generate(served, inp, tmp_path / "res", tmp_path / "a.sqlite", "--chunk_rows", "2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert served.requests - before == 3
+    cfg = TeacherConfig(
+        base_url=served.base_url, model=served.name, max_tokens=12, temperature=0.0, top_logprobs=K, progress=False
+    )
+    api, report = generate_responses(str(inp), config=cfg, store=tmp_path / "b.sqlite", return_report=True)
+    assert served.requests - before == 6  # its own store: the same three requests again
+    stage = load_from_disk(str(tmp_path / "res"))
+    assert stage.features == api.features and stage.to_list() == api.to_list()
+    assert all(len(r["teacher_token_ids"]) >= 1 for i, r in enumerate(api) if i != 2) and api[2]["error"]
+    assert api[3]["teacher_logprobs"] == api[0]["teacher_logprobs"]
+    m = read_manifest(tmp_path / "res")
+    got = m.reports[0]
+    for k in ("step", "rows_in", "rows_out", "removed", "examples", "details"):
+        assert got[k] == getattr(report, k), k
+    assert report.details["requests"] == report.details["to_send"] == 3 and report.details["from_cache"] == 0
+    assert m.extra == {"to_send": 3, "from_cache": 0, "not_sent": 0, "top_logprobs": K}

@@ -410,6 +410,27 @@ def test_streamed_chunks_give_the_rows_and_manifest_of_the_in_memory_path(tmp_pa
     assert not any(name.startswith(".") for name in m.files), m.files  # the scratch shards are gone
 
 
+@pytest.mark.integration
+def test_an_instruction_in_two_chunks_is_one_request_in_the_report(tmp_path):
+    texts = ["Task A: say something.", "Task B.", "Task C.", "Task A: say something."]
+    inp = write_jsonl(tmp_path / "in.jsonl", [{"instruction": t} for t in texts])
+    flags = ["--input", inp, "--chunk_rows", "2", "--store", tmp_path / "s.sqlite", "--max_retries", "0"]
+    fake = FakeOpenAI()
+    with fake as url:
+        p = cli("generate", "responses", *flags, "--output", tmp_path / "a", *teacher(url))
+        assert p.returncode == 0, p.stderr
+        assert len(fake.requests) == 3  # the store and the session dedup: Task A is sent once
+        again = cli("generate", "responses", *flags, "--output", tmp_path / "b", *teacher(url))
+    assert again.returncode == 0 and len(fake.requests) == 3, again.stderr
+    first, second = (read_manifest(tmp_path / o).report("responses").details for o in "ab")
+    assert (first["requests"], first["to_send"], first["from_cache"]) == (3, 3, 0)
+    assert (second["requests"], second["to_send"], second["from_cache"]) == (3, 0, 3)
+    assert "3 answers came from the cache" in again.stdout
+    assert read_manifest(tmp_path / "a").extra == {"to_send": 3, "from_cache": 0, "not_sent": 0}
+    rows = datasets.load_from_disk(str(tmp_path / "a"))
+    assert rows[3]["response"] == rows[0]["response"] and rows[3]["request_key"] == rows[0]["request_key"]
+
+
 def test_run_function_takes_the_dataclasses(tmp_path):
     with FakeOpenAI() as url:
         ds, manifest = run_generate_responses(

@@ -18,19 +18,19 @@ import itertools
 import os
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lamini_lm.artifacts import StepReport
 from lamini_lm.errors import DataError, LaminiError
 from lamini_lm.generation.config import TeacherConfig, as_endpoints
-from lamini_lm.generation.rows import failure_reason, not_sent, rows_to_dataset, rows_to_table
+from lamini_lm.generation.rows import failure_reason, not_sent, rows_to_table
 from lamini_lm.generation.runner import (
     TeacherSession,
     check_before_sending,
-    estimate,
     keyed_chat_completions,
+    request_keys,
     run_sync,
 )
 from lamini_lm.generation.store import Store
@@ -42,7 +42,14 @@ if TYPE_CHECKING:
     import datasets
     import pyarrow as pa
 
-__all__ = ["generate_responses", "instruction_rows", "response_messages", "stream_responses", "with_teacher_columns"]
+__all__ = [
+    "generate_responses",
+    "instruction_rows",
+    "response_features",
+    "response_messages",
+    "stream_responses",
+    "with_teacher_columns",
+]
 
 DRY_RUN_SAMPLES = 3  # user messages a dry run prints, so what the teacher will be asked can be read before paying
 
@@ -103,33 +110,25 @@ def generate_responses(
     user messages besides the estimate.
     ``return_report=True`` returns ``(dataset, StepReport)``: step ``"responses"``, rows in = input rows, rows out =
     rows answered, removed = rows without an answer by reason (``no instruction to answer``, ``HTTP 500``,
-    ``budget reached``, ...), with up to 3 full error messages per reason in ``examples``.
+    ``budget reached``, ...), with up to 3 full error messages per reason in ``examples``; its ``details`` count
+    the run's distinct ``requests``, those sent (``to_send``) and those answered by the store (``from_cache``).
+    With ``top_logprobs`` set, the rows carry the teacher's sparse columns too (:func:`response_features`).
 
-    The input, credentials and the budget are checked before the first request.
+    The input, credentials and the budget are checked before the first request. The rows take the path of the
+    ``generate responses`` stage (:func:`stream_responses`, as one chunk), so both give the same rows, teacher
+    columns and report.
     """
     start = time.monotonic()
     rows, joined = instruction_rows(instructions, instruction_source)
-    version = prompt_hash(system_message)  # PROMPT_HASHES["system_message"] for the paper's message
-    asked, messages = _to_ask(rows, _source(instruction_source), system_message)
-    planned = None if dry_run else check_before_sending(messages, config, store, prompt_version=version)
-    if dry_run:
-        _print_samples(messages, [i in joined for i in asked])
-    keys, responses = keyed_chat_completions(
-        messages, config, store, desc="responses", dry_run=dry_run, prompt_version=version
-    )
-    primary = as_endpoints(config)[0]
-    logprobs = _fill(rows, asked, responses, keys, version, primary.model)
-    out = rows_to_dataset(rows)
-    if primary.top_logprobs:
-        out = with_teacher_columns(out, logprobs)
+    tables: list[pa.Table] = []
+    tally = _answer_chunks(
+        [(rows, joined)], as_endpoints(config), store, tables.append, _source(instruction_source), system_message,
+        dry_run=dry_run,
+    )  # fmt: skip
+    out = _tables_to_dataset(tables, teacher_columns=bool(tally.top_logprobs))
     if not return_report:
         return out
-    tally = _Tally(top_logprobs=primary.top_logprobs)
-    tally.add(rows, asked, joined)
-    if planned is not None:
-        tally.to_send, tally.from_cache = planned.requests, planned.cached
-    tally.requests = len(set(keys))
-    return out, tally.report(planned is not None, time.monotonic() - start)
+    return out, tally.report(not dry_run, time.monotonic() - start)
 
 
 def _to_ask(rows: list[dict[str, Any]], source: str | None, system_message: str) -> tuple[list[int], list]:
@@ -204,13 +203,37 @@ def _with_teacher_table(table: pa.Table, logprobs: list[dict[str, list] | None])
     return table
 
 
+def response_features(teacher_columns: bool = False) -> datasets.Features:
+    """The columns of a responses table: :func:`~lamini_lm.records.generation_features`, plus the teacher's sparse
+    columns (:func:`~lamini_lm.records.teacher_logits_features`, with the sampled ids) under ``--top_logprobs``."""
+    import datasets
+
+    from lamini_lm.records import generation_features, teacher_logits_features
+
+    features = generation_features()
+    if teacher_columns:
+        features = datasets.Features({**features, **teacher_logits_features(response_ids=True)})
+    return features
+
+
+def _tables_to_dataset(tables: list[pa.Table], teacher_columns: bool) -> datasets.Dataset:
+    """The chunks' tables of one in-memory run as one Dataset, with the declared features."""
+    import datasets
+    import pyarrow as pa
+    from datasets.table import InMemoryTable
+
+    features = response_features(teacher_columns)
+    table = pa.concat_tables(tables) if tables else features.arrow_schema.empty_table()
+    return datasets.Dataset(InMemoryTable(table), info=datasets.DatasetInfo(features=features))
+
+
 @dataclass
 class _Tally:
     """The counts of a run's report, added chunk by chunk (a streaming run never holds all its rows)."""
 
     rows: int = 0
     asked: int = 0
-    requests: int = 0  # distinct requests (within each chunk, in a streaming run)
+    requests: int = 0  # distinct requests of the whole run (TeacherSession's count)
     with_input: int = 0
     failed: int = 0
     unsent: int = 0
@@ -281,17 +304,18 @@ def stream_responses(
     chunk_rows: int = 10_000,
 ) -> _Tally:
     """Answer the rows of ``inputs`` chunk by chunk, handing each chunk's rows (in order, in the generation
-    schema) to ``write`` as an Arrow table: memory holds a few chunks, whatever the input's size.
+    schema, with the teacher columns under ``top_logprobs``) to ``write`` as an Arrow table: memory holds a few
+    chunks, whatever the input's size. :func:`generate_responses` is this path with its rows as one chunk.
 
     The next chunk is read and its requests queued while the previous chunk's are in flight (one
-    :class:`~lamini_lm.generation.runner.TeacherSession` for the whole run: no barrier between chunks). Each chunk
-    is checked before it is sent (:func:`~lamini_lm.generation.runner.check_before_sending`: credentials, the
-    endpoint, a budget too small for one request), the first one before anything is paid. ``to_send`` and
-    ``from_cache`` add up the chunks' own counts (a request repeated in two chunks counts in each).
+    :class:`~lamini_lm.generation.runner.TeacherSession` for the whole run: no barrier between chunks; with the
+    Batch API, chunk after chunk). Input, credentials, the endpoint and a budget too small for one request are
+    checked (:func:`~lamini_lm.generation.runner.check_before_sending`) on the first chunk that has something to
+    send, before anything is paid. The counts are the whole run's: ``requests`` distinct requests, ``to_send`` the
+    requests sent, ``from_cache`` those answered by the store (a request repeated in two chunks counts once).
     """
-    return run_sync(
-        _stream(inputs, as_endpoints(config), store, write, _source(instruction_source), system_message, chunk_rows)
-    )
+    chunks = (instruction_rows(chunk) for chunk in _chunks(inputs, chunk_rows))
+    return _answer_chunks(chunks, as_endpoints(config), store, write, _source(instruction_source), system_message)
 
 
 def _chunks(inputs: Sequence[str], chunk_rows: int) -> Iterator[list[dict[str, Any]]]:
@@ -308,41 +332,77 @@ def _chunks(inputs: Sequence[str], chunk_rows: int) -> Iterator[list[dict[str, A
             raise DataError(f"{path}: no rows")
 
 
-async def _stream(inputs, endpoints, store, write, source, system_message, chunk_rows) -> _Tally:
-    import asyncio
-
+def _answer_chunks(
+    chunks: Iterable[tuple[list[dict[str, Any]], set[int]]],
+    endpoints: list[TeacherConfig],
+    store: str | os.PathLike,
+    write: Callable[[pa.Table], None],
+    source: str | None,
+    system_message: str,
+    dry_run: bool = False,
+) -> _Tally:
+    """The one path of response generation: each ``(rows, joined)`` chunk asked, answered, filled, counted and
+    handed to ``write``. Real-time runs go through a :class:`TeacherSession`; the Batch API and a dry run (which
+    sends nothing and prints what it would send) take the chunks one call at a time."""
     version = prompt_hash(system_message)
     tally = _Tally(top_logprobs=endpoints[0].top_logprobs)
+    checked = dry_run
+
+    def prepare(chunk: tuple[list[dict[str, Any]], set[int]]) -> tuple:
+        nonlocal checked
+        rows, joined = chunk
+        asked, messages = _to_ask(rows, source, system_message)
+        if messages and not checked:  # until a chunk has something to send: nothing needs a key or a budget
+            checked = check_before_sending(messages, endpoints, store, prompt_version=version).requests > 0
+        return rows, asked, joined, messages
+
+    def emit(rows, asked, joined, keys, responses) -> None:
+        logprobs = _fill(rows, asked, responses, keys, version, endpoints[0].model)
+        tally.add(rows, asked, joined)
+        table = rows_to_table(rows)
+        write(_with_teacher_table(table, logprobs) if tally.top_logprobs else table)
+
+    prepared = map(prepare, chunks)
+    if dry_run or endpoints[0].batch_api:
+        _one_call_a_chunk(prepared, endpoints, store, version, dry_run, tally, emit)
+    else:
+        first = next(prepared, None)  # checked before the session makes its clients and shows its progress bar
+        if first is not None:
+            run_sync(_stream(itertools.chain([first], prepared), endpoints, store, version, tally, emit))
+    return tally
+
+
+def _one_call_a_chunk(prepared, endpoints, store, version: str, dry_run: bool, tally: _Tally, emit) -> None:
+    """The Batch API (or a dry run): each chunk in one :func:`keyed_chat_completions` call, counted as a
+    :class:`TeacherSession` counts (a chunk's answers are stored before the next chunk is asked)."""
+    with Store(store) as st:
+        for rows, asked, joined, messages in prepared:
+            if dry_run and tally.rows == 0:
+                _print_samples(messages, [i in joined for i in asked])
+            keys = request_keys(messages, endpoints, prompt_version=version)
+            cached, new = st.get_many(keys), st.first_asked(keys)
+            tally.requests += len(new)
+            tally.from_cache += len(new.intersection(cached))
+            tally.to_send += len(set(keys).difference(cached))
+            _, responses = keyed_chat_completions(
+                messages, endpoints, store, desc="responses", dry_run=dry_run, prompt_version=version
+            )
+            emit(rows, asked, joined, keys, responses)
+
+
+async def _stream(prepared, endpoints, store, version: str, tally: _Tally, emit) -> None:
+    import asyncio
+
     window: deque = deque()  # chunks whose requests are queued: (rows, asked, joined, futures)
-    checked = False
 
     def flush() -> None:
         rows, asked, joined, futures = window.popleft()
         answers = [f.result() for f in futures]
-        keys = [a.key for a in answers]
-        logprobs = _fill(rows, asked, [a.response for a in answers], keys, version, endpoints[0].model)
-        tally.add(rows, asked, joined)
-        tally.requests += len(set(keys))
-        table = rows_to_table(rows)
-        write(_with_teacher_table(table, logprobs) if tally.top_logprobs else table)
+        emit(rows, asked, joined, [a.key for a in answers], [a.response for a in answers])
 
-    def prepare(chunk: list[dict[str, Any]]) -> tuple:
-        nonlocal checked
-        rows, joined = instruction_rows(chunk)
-        asked, messages = _to_ask(rows, source, system_message)
-        if messages:
-            plan = estimate if checked else check_before_sending
-            planned = plan(messages, endpoints, store, prompt_version=version)
-            checked = checked or planned.requests > 0
-            tally.to_send += planned.requests
-            tally.from_cache += planned.cached
-        return rows, asked, joined, messages
-
-    chunks = _chunks(inputs, chunk_rows)
-    first = prepare(next(chunks))  # checked before the session makes its clients and shows its progress bar
     with Store(store) as st:
         async with TeacherSession({"teacher": endpoints}, st, desc="responses") as session:
-            for rows, asked, joined, messages in itertools.chain([first], map(prepare, chunks)):
+            for rows, asked, joined, messages in prepared:
                 session.expect(len(messages))
                 window.append((rows, asked, joined, [session.ask(m, "teacher", version) for m in messages]))
                 while len(window) > 2:  # the chunk before the last: its answers, while the last is in flight
@@ -351,7 +411,7 @@ async def _stream(inputs, endpoints, store, write, source, system_message, chunk
             while window:
                 await asyncio.gather(*window[0][3])
                 flush()
-    return tally
+        tally.requests, tally.to_send, tally.from_cache = session.requests, session.sent, session.from_store
 
 
 def _print_samples(messages: list[list[dict[str, str]]], has_input: list[bool]) -> None:

@@ -359,7 +359,8 @@ class TeacherSession:
     :class:`_Run`, or, when another live process holds the claim, waited for (and taken over if that process
     dies). The same key asked twice while in flight is sent once. ``pools``: ``{"teacher": configs, "user":
     configs}`` (one budget for all of them: the first pool's ``budget_usd``); ``total``: requests expected, for
-    the progress bar (:meth:`expect` changes it).
+    the progress bar (:meth:`expect` changes it). What the session did, over its whole life: ``requests``
+    (distinct keys asked), ``from_store`` (of those, answered by the store when first asked) and ``sent``.
 
     Example:
         >>> async def main(cfg):  # doctest: +SKIP
@@ -388,7 +389,10 @@ class TeacherSession:
         self._waiting: set[str] = set()  # keys another process is answering
         self._poller: asyncio.Task | None = None
         self._told = False
-        self.sent = self.from_store = 0
+        # the run's counts: distinct requests asked, of which answered from the store (the first time they were
+        # asked: a request this session answered and is asked again counts once), and requests sent (a transient
+        # failure asked again later is sent again)
+        self.requests = self.from_store = self.sent = 0
 
     async def __aenter__(self) -> TeacherSession:
         if self.run is None:
@@ -439,8 +443,10 @@ class TeacherSession:
     def _claim(self) -> None:
         keys, self._asked = self._asked, []
         cached = self.store.get_many(keys)
+        new = self.store.first_asked(keys)
+        self.requests += len(new)
+        self.from_store += len(new.intersection(cached))
         for key, response in cached.items():
-            self.from_store += 1
             self._resolve(key, response, True)
         self.progress.bar.update(len(cached))
         rest = [k for k in keys if k not in cached]

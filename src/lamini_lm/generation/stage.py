@@ -409,13 +409,10 @@ def _parquet_to_saved(shards: list, folder, teacher_columns: bool = False) -> No
 
     import datasets
 
+    from lamini_lm.generation.responses import response_features
     from lamini_lm.generation.rows import rows_to_dataset
-    from lamini_lm.records import generation_features, teacher_logits_features
 
-    features = generation_features()
-    if teacher_columns:
-        features = datasets.Features({**features, **teacher_logits_features(response_ids=True)})
-
+    features = response_features(teacher_columns)
     cache = folder / ".cache"
     was_disabled = datasets.are_progress_bars_disabled()
     datasets.disable_progress_bars()

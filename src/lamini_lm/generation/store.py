@@ -149,6 +149,21 @@ class Store:
             (key, response.to_json(), int(response.ok), time.time()),
         )
 
+    def first_asked(self, keys: Iterable[str]) -> set[str]:
+        """The ``keys`` this store object has not been asked before: what a run counts as its distinct requests.
+
+        Remembered in a temporary table of this connection (on disk, dropped on close), so a streaming run counts
+        a request repeated in two chunks once without holding millions of keys in memory.
+        """
+        keys = list(dict.fromkeys(keys))
+        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS asked (key TEXT PRIMARY KEY)")
+        seen = {k for (k,) in self._select_in("SELECT key FROM temp.asked WHERE key IN ({})", keys)}
+        new = [k for k in keys if k not in seen]
+        self._db.execute("BEGIN")  # one transaction for the batch; the temporary table locks nothing in the file
+        self._db.executemany("INSERT INTO temp.asked VALUES (?)", ((k,) for k in new))
+        self._db.execute("COMMIT")
+        return set(new)
+
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
