@@ -154,6 +154,20 @@ def test_request_key_changes_with_what_is_asked():
     assert base != request_key("m", [{"role": "user", "content": "hi!"}], {"temperature": 1.0}, "v1")
 
 
+def test_python_yaml_and_flags_ask_the_same_request_for_the_same_settings(tmp_path):
+    """TeacherConfig(temperature=0) must find in the store what `--temperature 0` (or YAML's 0) paid for."""
+    from lamini_lm.config import parse_config
+
+    yaml_file = tmp_path / "teacher.yaml"
+    yaml_file.write_text("model: m\ntemperature: 0\ntop_p: 1\n")
+    (from_yaml,) = parse_config([TeacherConfig], [str(yaml_file)])
+    (from_flags,) = parse_config([TeacherConfig], ["--model", "m", "--temperature", "0", "--top_p", "1"])
+    m = [{"role": "user", "content": "hi"}]
+    keys = {request_key("m", m, c.sampling(), "v1") for c in (TeacherConfig(model="m", temperature=0, top_p=1),
+                                                              from_yaml, from_flags)}  # fmt: skip
+    assert len(keys) == 1
+
+
 def test_endpoints_must_agree_on_model(tmp_path):
     with pytest.raises(ValueError, match="share model"):
         chat_completions(msgs(1), [cfg("http://a/v1"), cfg("http://b/v1", model="other")], tmp_path / "s.sqlite")

@@ -115,6 +115,9 @@ class TeacherConfig:
             check_range(name, getattr(self, name), 0)
         check_range("temperature", self.temperature, 0, 2)
         check_range("top_p", self.top_p, 0, 1, low_open=True)
+        # floats, as the CLI parses them: the sampling settings are hashed into the store key, and Python's
+        # TeacherConfig(temperature=0) must find what `--temperature 0` paid for (0 and 0.0 hash apart in JSON)
+        self.temperature, self.top_p = float(self.temperature), float(self.top_p)
         check_range("top_logprobs", self.top_logprobs, 0)
         check_range("timeout", self.timeout, 0, low_open=True)
         check_range("batch_poll_interval", self.batch_poll_interval, 0, low_open=True)
