@@ -46,6 +46,7 @@ from lamini_lm.train.trainers import CausalRecipeTrainer, Seq2SeqRecipeTrainer
 
 __all__ = [
     "DIVERGENCES",
+    "LOSS_CHUNK_ELEMENTS",
     "TEACHER_COLUMNS",
     "CausalDistillConfig",
     "CausalDistillTrainer",
