@@ -14,7 +14,7 @@ import torch
 from lamini_lm.config import ConfigError
 from lamini_lm.errors import UsageError
 from lamini_lm.train import load_recipe
-from lamini_lm.train.distill import distillation_loss, heldout_divergence
+from lamini_lm.train.distill import distillation_loss, divergence, heldout_divergence
 
 ROWS = [
     {"instruction": "Name a fruit that is red.", "response": "An apple is red."},
@@ -95,6 +95,56 @@ def test_sparse_top_k_loss_is_the_k_tokens_plus_a_remainder_bucket(kind):
         q = [s[j] for j in ids[i].tolist()]
         want += _div(p + [1 - sum(p)], q + [1 - sum(q)], kind, 0.5)
     assert float(out.loss) == pytest.approx(temp**2 * want / 2, rel=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["forward_kl", "reverse_kl", "jsd"])
+@pytest.mark.parametrize("shift", [False, True])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_chunked_loss_and_gradient_equal_the_whole_batch_at_once(kind, shift, sparse):
+    # 3 rows x 9 positions, 16 response tokens: chunks of 5 tokens split rows and leave a short last chunk
+    torch.manual_seed(2)
+    labels = torch.randint(0, 11, (3, 9))
+    labels[0, :3], labels[1, :5], labels[2, 7:] = -100, -100, -100
+    labels[:, 0] = -100
+    student = torch.randn(3, 9, 11) * 2
+    picked, targets = (student[:, :-1], labels[:, 1:]) if shift else (student, labels)
+    n = int((targets != -100).sum())
+    assert n == 16
+    teacher = torch.randn(n, 13) * 3  # padded wider than the student's 11: cut to 11
+    t_logp = torch.log_softmax(teacher[:, :11] / 1.5, -1)
+    lp, ids = t_logp.topk(4, -1)
+    given = dict(teacher_token_ids=ids, teacher_logprobs=lp) if sparse else dict(teacher_logits=teacher)
+    grads, values = [], []
+    for chunk in (5, 1, None):  # None: the default chunk, larger than the batch
+        x = student.clone().requires_grad_(True)
+        out = distillation_loss(
+            x, labels, alpha=0.3, temperature=1.5, kind=kind, beta=0.4, shift=shift, chunk_tokens=chunk, **given
+        )
+        (out.loss * 2).backward()  # a gradient other than 1 reaches the loss
+        grads.append(x.grad)
+        values.append(torch.stack([out.loss, out.ce, out.divergence]).detach())
+        assert out.tokens == n
+    # the reference: plain autograd through the whole batch at once
+    x = student.clone().requires_grad_(True)
+    logits, y = (x[:, :-1], labels[:, 1:]) if shift else (x, labels)
+    logits = logits[y != -100]
+    ce = torch.nn.functional.cross_entropy(logits, y[y != -100])
+    s_logp = torch.log_softmax(logits / 1.5, -1)
+    if sparse:
+        s_logp = torch.log_softmax(logits / 1.5, -1).gather(-1, ids)
+        s_rest = torch.log1p(-s_logp.exp().sum(-1, keepdim=True).clamp(max=1 - 1e-6))
+        t_rest = torch.log1p(-lp.exp().sum(-1, keepdim=True).clamp(max=1 - 1e-6))
+        s_logp, ref_t = torch.cat([s_logp, s_rest], -1), torch.cat([lp, t_rest], -1)
+    else:
+        ref_t = t_logp
+    div = divergence(ref_t, s_logp, kind, 0.4).mean()
+    loss = 0.3 * ce + 0.7 * 1.5**2 * div
+    (loss * 2).backward()
+    want = torch.stack([loss, ce, div]).detach()
+    for g, v in zip(grads, values):
+        torch.testing.assert_close(v, want, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(g, x.grad, rtol=1e-5, atol=1e-7)
+    assert x.grad.abs().sum() > 0
 
 
 def test_settings_are_checked():

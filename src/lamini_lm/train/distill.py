@@ -46,6 +46,7 @@ from lamini_lm.train.trainers import CausalRecipeTrainer, Seq2SeqRecipeTrainer
 
 __all__ = [
     "DIVERGENCES",
+    "LOSS_CHUNK_ELEMENTS",
     "TEACHER_COLUMNS",
     "CausalDistillConfig",
     "CausalDistillTrainer",
@@ -91,18 +92,17 @@ def divergence(teacher_logp, student_logp, kind: str = "forward_kl", beta: float
 
     import torch
 
-    p, q = teacher_logp.exp(), student_logp.exp()
-
-    def kl(a, log_a, log_b):  # sum a * (log a - log b), 0 where a is 0
-        return torch.where(a > 0, a * (log_a - log_b), torch.zeros_like(a)).sum(-1)
+    def kl(log_a, log_b):  # sum a * (log a - log b), 0 where a is 0
+        a = log_a.exp()
+        return torch.where(a > 0, a * (log_a - log_b), 0.0).sum(-1)
 
     if kind == "forward_kl":
-        return kl(p, teacher_logp, student_logp)
+        return kl(teacher_logp, student_logp)
     if kind == "reverse_kl":
-        return kl(q, student_logp, teacher_logp)
+        return kl(student_logp, teacher_logp)
     if kind == "jsd":
         log_m = torch.logsumexp(torch.stack([teacher_logp + math.log(beta), student_logp + math.log(1 - beta)]), 0)
-        return beta * kl(p, teacher_logp, log_m) + (1 - beta) * kl(q, student_logp, log_m)
+        return beta * kl(teacher_logp, log_m) + (1 - beta) * kl(student_logp, log_m)
     raise ValueError(f"unknown divergence {kind!r}; known: {', '.join(DIVERGENCES)}")
 
 
@@ -131,6 +131,64 @@ def response_logits(logits, labels, shift: bool):
     return logits[mask], labels[mask]
 
 
+def _response_positions(labels, shift: bool):
+    """Rows of ``logits.reshape(-1, V)`` at the response positions (row-major) and the tokens they predict."""
+    import torch
+
+    if shift:  # the logit at t predicts t + 1; the last position predicts nothing
+        labels = torch.cat([labels[:, 1:], torch.full_like(labels[:, :1], IGNORE_INDEX)], 1)
+    flat = labels.reshape(-1)
+    positions = (flat != IGNORE_INDEX).nonzero().squeeze(-1)
+    return positions, flat[positions]
+
+
+def _chunked_loss_cls():
+    """The autograd Function of :func:`distillation_loss` (built on first use: torch is imported lazily)."""
+    global _ChunkedLoss
+    if _ChunkedLoss is not None:
+        return _ChunkedLoss
+    import torch
+
+    class ChunkedLoss(torch.autograd.Function):
+        """``sum over chunks of terms(chunk)`` with the gradient taken chunk by chunk in the forward pass.
+
+        Only one chunk's fp32 ``[tokens, vocab]`` temporaries exist at a time; what is kept for the backward pass is
+        the gradient of the logits (one tensor of the logits' shape and dtype, which their backward needs anyway).
+        """
+
+        @staticmethod
+        def forward(ctx, flat_logits, positions, terms, chunk, weights, n):
+            wants_grad = flat_logits.requires_grad
+            grad = torch.zeros_like(flat_logits) if wants_grad else None
+            ce_sum = div_sum = flat_logits.new_zeros((), dtype=torch.float32)
+            for start in range(0, n, chunk):
+                rows = positions[start : start + chunk]
+                x = flat_logits.detach()[rows].float().requires_grad_(wants_grad)
+                with torch.set_grad_enabled(wants_grad):
+                    ce, div = terms(x, start, start + len(rows))
+                    if wants_grad:
+                        (g,) = torch.autograd.grad((weights[0] * ce + weights[1] * div) / n, x)
+                        grad[rows] = g.to(grad.dtype)
+                ce_sum, div_sum = ce_sum + ce.detach(), div_sum + div.detach()
+                del x, ce, div
+            ctx.grad = grad
+            ce, div = ce_sum / n, div_sum / n
+            return weights[0] * ce + weights[1] * div, ce, div
+
+        @staticmethod
+        @torch.autograd.function.once_differentiable
+        def backward(ctx, grad_loss, _grad_ce, _grad_div):
+            grad, ctx.grad = ctx.grad, None
+            return grad.mul_(grad_loss.to(grad.dtype)), None, None, None, None, None
+
+    _ChunkedLoss = ChunkedLoss
+    return ChunkedLoss
+
+
+_ChunkedLoss = None
+LOSS_CHUNK_ELEMENTS = 2**22  # fp32 [tokens, vocab] elements per loss chunk: 16 MiB per temporary
+
+
 def distillation_loss(
     student_logits,
     labels,
@@ -144,6 +202,7 @@ def distillation_loss(
     beta: float = 0.5,
     shift: bool = False,
     ce_weight: float | None = None,
+    chunk_tokens: int | None = None,
 ) -> DistillLoss:
     """``alpha * CE + (1 - alpha) * T^2 * D`` on the response tokens of a batch.
 
@@ -153,32 +212,46 @@ def distillation_loss(
     over those k tokens plus a remainder bucket. Vocabularies padded to different sizes are cut to the smaller
     (the tokenizers match; the padding rows are never a real token). ``ce_weight`` overrides ``alpha`` for the CE
     term only (0 for on-policy batches, whose labels are the student's own samples).
+
+    Memory: the response tokens are taken ``chunk_tokens`` at a time (default: ``LOSS_CHUNK_ELEMENTS`` / V), each
+    chunk upcast to fp32 and its gradient computed at once, so the fp32 ``[tokens, vocab]`` temporaries never
+    exceed one chunk's and the teacher's logits stay in their dtype; the result is the unchunked loss's.
     """
     import torch.nn.functional as F
 
-    logits, targets = response_logits(student_logits, labels, shift)
+    positions, targets = _response_positions(labels, shift)
     n = int(targets.numel())
     if n == 0:
         zero = student_logits.sum() * 0.0
         return DistillLoss(zero, zero.detach(), zero.detach(), 0)
-    logits = logits.float()
-    ce = F.cross_entropy(logits, targets)
     if teacher_logits is not None:
         if teacher_logits.shape[0] != n:
             raise ValueError(f"teacher logits for {teacher_logits.shape[0]} tokens, student has {n}")
-        vocab = min(logits.shape[-1], teacher_logits.shape[-1])
-        s_logp = F.log_softmax(logits[:, :vocab] / temperature, -1)
-        t_logp = F.log_softmax(teacher_logits[:, :vocab].float() / temperature, -1)
+        vocab = min(student_logits.shape[-1], teacher_logits.shape[-1])
+
+        def logps(x, start, end):  # (teacher, student) log-probs of a chunk
+            t_logp = F.log_softmax(teacher_logits[start:end, :vocab].float() / temperature, -1)
+            return t_logp, F.log_softmax(x[:, :vocab] / temperature, -1)
+
     else:
         if teacher_token_ids is None or teacher_token_ids.shape[0] != n:
             got = None if teacher_token_ids is None else teacher_token_ids.shape[0]
             raise ValueError(f"teacher top-k for {got} tokens, student has {n}")
-        full = F.log_softmax(logits / temperature, -1)
-        s_logp = _with_remainder(full.gather(-1, teacher_token_ids.long()))
-        t_logp = _with_remainder(teacher_logprobs.float())
-    div = divergence(t_logp, s_logp, kind, beta).mean()
+
+        def logps(x, start, end):
+            full = F.log_softmax(x / temperature, -1)
+            s_logp = _with_remainder(full.gather(-1, teacher_token_ids[start:end].long()))
+            return _with_remainder(teacher_logprobs[start:end].float()), s_logp
+
+    def terms(x, start, end):  # summed CE and divergence of a chunk of response tokens
+        ce = F.cross_entropy(x, targets[start:end], reduction="sum")
+        return ce, divergence(*logps(x, start, end), kind, beta).sum()
+
+    flat = student_logits.reshape(-1, student_logits.shape[-1])
+    chunk = chunk_tokens or max(1, LOSS_CHUNK_ELEMENTS // flat.shape[-1])
     weight = alpha if ce_weight is None else ce_weight
-    loss = weight * ce + (1 - alpha) * temperature**2 * div
+    weights = (weight, (1 - alpha) * temperature**2)
+    loss, ce, div = _chunked_loss_cls().apply(flat, positions, terms, chunk, weights, n)
     return DistillLoss(loss, ce.detach(), div.detach(), n)
 
 
@@ -520,23 +593,34 @@ class _DistillMixin:
         return {k: inputs[k] for k in keep if k in inputs}
 
     def teacher_response_logits(self, inputs):
-        """The teacher's logits at the batch's response positions ``[N, V]``, in micro-batches, without grad."""
+        """The teacher's logits at the batch's response positions ``[N, V]`` (in its dtype), in micro-batches,
+        without grad; each micro-batch's rows are copied into one buffer, so no second ``[N, V]`` copy is made."""
         import torch
 
         teacher, chunk = self.teacher, self.args.teacher_batch_size
         labels = inputs["labels"]
-        out = []
+        out, filled = None, 0
         with torch.no_grad():
             for start in range(0, labels.shape[0], chunk):
                 part = {k: v[start : start + chunk] for k, v in self._model_inputs(inputs).items()}
-                if "labels" in part:  # seq2seq: decoder inputs from labels, no loss computed
-                    part["decoder_input_ids"] = teacher.prepare_decoder_input_ids_from_labels(
-                        labels=part.pop("labels")
-                    )
-                logits = teacher(**part).logits
-                out.append(response_logits(logits, labels[start : start + chunk], self.shift_labels)[0])
+                logits = teacher(**self._decoder_inputs(teacher, part)).logits
+                rows = response_logits(logits, labels[start : start + chunk], self.shift_labels)[0]
                 del logits
-        return torch.cat(out)
+                if out is None:
+                    n = int((labels[:, 1:] if self.shift_labels else labels).ne(IGNORE_INDEX).sum())
+                    out = rows.new_empty((n, rows.shape[-1]))
+                out[filled : filled + len(rows)] = rows
+                filled += len(rows)
+        return out
+
+    @staticmethod
+    def _decoder_inputs(model, part):
+        """Model inputs; seq2seq: decoder inputs from the labels instead of the labels, so the model computes no
+        loss of its own (its [batch, length, vocab] log-softmax would stay alive with the outputs)."""
+        part = dict(part)
+        if "labels" in part:
+            part["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=part.pop("labels"))
+        return part
 
     # -- on-policy samples --
 
@@ -576,7 +660,7 @@ class _DistillMixin:
         on_policy = model.training and cfg.lmbda > 0 and self.teacher is not None and self._rng.random() < cfg.lmbda
         if on_policy:
             inputs = self._student_samples(model, inputs)
-        outputs = model(**self._model_inputs(inputs))
+        outputs = model(**self._decoder_inputs(self.accelerator.unwrap_model(model), self._model_inputs(inputs)))
         teacher = {}
         if sparse:
             teacher = dict(teacher_token_ids=sparse[TEACHER_COLUMNS[0]], teacher_logprobs=sparse[TEACHER_COLUMNS[1]])
