@@ -228,6 +228,9 @@ def main(argv=None) -> int:
     p.add_argument("--teacher-lr", type=float, default=3e-3)
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument(
+        "--lmbda", type=float, default=0.0, help="KD arm only: on-policy (GKD) fraction of batches (not the protocol)"
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on 2 shared cores)")
     p.add_argument("--top-k", type=int, nargs="+", default=[8, 20, 50], help="teacher-logits storage to measure")
     p.add_argument("--out-json", default=None)
@@ -298,6 +301,8 @@ def main(argv=None) -> int:
                     alpha=args.alpha,
                     temperature=args.temperature,
                     teacher_batch_size=16,
+                    lmbda=args.lmbda,
+                    on_policy_max_new_tokens=16,  # the task's answers are at most 11 tokens
                 )
             recipe, tps = train(
                 fam, extra, tmp / f"s{seed}-{method}", args.steps, args.lr, 16, seed,
@@ -320,7 +325,7 @@ def main(argv=None) -> int:
     print(
         f"\nstudents: {shape} 32 wide x 2 layers ({n_students:,} parameters), {args.train_prompts} prompts, "
         f"{args.steps} steps x batch 16, lr {args.lr} cosine; KD alpha {args.alpha}, temperature "
-        f"{args.temperature}, forward KL"
+        f"{args.temperature}, forward KL" + (f", on-policy lmbda {args.lmbda}" if args.lmbda else "")
     )
     print(f"held out: {args.held_out} prompts; median of seeds {args.seeds}")
     print("| method | KL(teacher || student) per token | task accuracy | train tokens/s |")
