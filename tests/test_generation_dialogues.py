@@ -230,12 +230,13 @@ def test_sigkill_mid_dialogue_resumes_paying_only_what_was_in_flight(tmp_path):
 
 @pytest.mark.integration
 def test_dialogues_interleave_a_slow_dialogue_holds_back_no_other(tmp_path):
-    # dialogue 0's every request takes 3 s; the others answer at once. Played round by round, every dialogue's
-    # second request would wait for dialogue 0's first answer; played as sequences, the three others finish all
-    # five of their requests before dialogue 0's second one is sent
+    # dialogue 0's every request takes 1 s; the others answer at once. Played round by round, every dialogue's
+    # second request would wait for dialogue 0's first answer, however short the delay; played as sequences, the
+    # three others finish all five of their (instant) requests before dialogue 0's second one is sent. (It was
+    # 3 s: 15 s of sleeping for the same check.)
     rows = [{"instruction": f"Task {i}{' SLOW' if i == 0 else ''}"} for i in range(4)]
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
-    fake = FakeOpenAI(slow_if="SLOW", slow_seconds=3.0)
+    fake = FakeOpenAI(slow_if="SLOW", slow_seconds=1.0)
     with fake as url:
         p = cli("generate", "dialogues", "--input", inp, "--output", tmp_path / "out", "--turns", "3", *teacher(url))
     assert p.returncode == 0, p.stderr
