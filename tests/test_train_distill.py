@@ -155,6 +155,7 @@ def test_settings_are_checked():
         ({"beta": 0.0}, r"--beta: must be in \(0, 1\)"),
         ({"divergence": "kl"}, "--divergence: must be one of forward_kl, reverse_kl, jsd"),
         ({"lmbda": 2}, "--lmbda"),
+        ({"teacher_logits": "/no/such/logits"}, "--teacher_logits /no/such/logits: no such folder"),
     ]:
         with pytest.raises(ConfigError, match=match):
             load_recipe(**base, **bad)

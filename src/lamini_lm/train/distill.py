@@ -320,6 +320,13 @@ class DistillArguments:
         if getattr(self, "packing", False):
             raise ConfigError("--packing: not with distillation yet (the teacher's tokens are per row)")
         if self.teacher_logits:
+            from pathlib import Path
+
+            if not Path(self.teacher_logits).expanduser().is_dir():  # an artifact folder, never a Hub id
+                raise ConfigError(
+                    f"--teacher_logits {self.teacher_logits}: no such folder (a `lamini-lm teacher-logits` output, or "
+                    "responses generated with --top_logprobs)"
+                )
             self.dataset_name = self.teacher_logits
         if self.teacher_dtype == "int8":
             import torch
