@@ -37,11 +37,23 @@ steps instead of 800 (the same cosine schedule with 30 warmup steps, stretched),
 three. Nothing else changed (teacher, data, widths, lr, alpha, temperature). The medians of seeds 0-2 are printed
 too, as the issue asks for three; the verdict is on all five. ``--steps 800 --seeds 0 1 2`` reruns the first.
 
+The third protocol (``--alphas 0.5 0.7 0.9``), declared on 2026-12-01 before any run of it, after the second
+protocol's runs met the KL target in both families but left the seq2seq KD student's held-out accuracy 0.045 below
+SFT's (4 of 5 seeds), while the KD trainer at alpha 1.0 reproduced SFT exactly: alpha, the weight of the CE on the
+teacher's answers, is the knob between the two, and a user would choose it on data of their own, not on the test
+set. So: per seed, one KD student per alpha in {0.5, 0.7, 0.9} beside the SFT student (everything else as in the
+second protocol), each also scored on 200 validation prompts (from the pool, none in the held-out set, the
+teacher's data or any seed's training data). The rule, applied to medians over the seeds on validation only: the
+alphas whose KL is at most 0.8x SFT's are eligible; of those, the one with the best accuracy (ties: the smaller
+alpha); if none is eligible, the lowest KL. The held-out verdict is on that alpha; every alpha's held-out medians
+are printed too. SFT has no knob of the kind, so it gets one student per seed.
+
 Exit status 0 when KD's median KL is at most 0.8x SFT's and its median accuracy at least SFT's.
 
 Usage:
     python benchmarks/bench_distillation.py                    # seq2seq, ~30 minutes on one core
     python benchmarks/bench_distillation.py --family causal
+    python benchmarks/bench_distillation.py --alphas 0.5 0.7 0.9   # the third protocol (alpha chosen on validation)
 """
 
 from __future__ import annotations
@@ -227,6 +239,11 @@ def main(argv=None) -> int:
     p.add_argument("--teacher-steps", type=int, default=800)
     p.add_argument("--teacher-lr", type=float, default=3e-3)
     p.add_argument("--alpha", type=float, default=0.5)
+    p.add_argument(
+        "--alphas", type=float, nargs="+", default=None,
+        help="the third protocol: one KD student per alpha, the alpha chosen on the validation prompts",
+    )  # fmt: skip
+    p.add_argument("--validation", type=int, default=200, help="--alphas: prompts that choose alpha (nobody trains)")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument(
         "--lmbda", type=float, default=0.0, help="KD arm only: on-policy (GKD) fraction of batches (not the protocol)"
@@ -259,7 +276,8 @@ def main(argv=None) -> int:
 
     # 1. the teacher, trained on the true answers of the students' pool (never on the held-out prompts)
     rng = random.Random(1000)
-    teacher_rows = task_rows(rng.sample(pool, args.teacher_steps * 32))  # each seen once
+    teacher_prompts = rng.sample(pool, args.teacher_steps * 32)  # each seen once
+    teacher_rows = task_rows(teacher_prompts)
     teacher_path = build(fam, tokenizer, tmp / "teacher-init", width=64, layers=2, seed=1234)
     t0 = time.perf_counter()
     teacher_recipe, _ = train(
@@ -285,20 +303,34 @@ def main(argv=None) -> int:
         f"{t_acc:.3f}, mean top-1 probability on its answers {t_conf:.3f}"
     )
 
+    def teacher_answered(instructions):  # tokenised rows of the teacher's greedy answers: where KL is measured
+        answers = greedy(fam, teacher, tokenizer, instructions)
+        rows = [{"instruction": i, "response": a} for i, a in zip(instructions, answers)]
+        return tokenize_dataset(datasets.Dataset.from_list(rows), tokenizer, fam, cfg)
+
+    samples = {seed: random.Random(100 + seed).sample(pool, args.train_prompts) for seed in args.seeds}
+    arms = ["sft"] + ([f"kd@{a:g}" for a in args.alphas] if args.alphas else ["kd"])
+    if args.alphas:  # validation prompts: out of the held-out set, the teacher's data and every student's data
+        seen = set(teacher_prompts).union(*samples.values())
+        val = task_rows(random.Random(7).sample([q for q in pool if q not in seen], args.validation))
+        val_ins = [r["instruction"] for r in val]
+        val_teacher_rows = teacher_answered(val_ins)
+        validation = {arm: [] for arm in arms}
+
     # 2. students: the same prompts, the teacher's greedy answers, equal steps
-    results = {"sft": [], "kd": []}
-    speed = {"sft": [], "kd": []}
+    results = {arm: [] for arm in arms}
+    speed = {arm: [] for arm in arms}
     for seed in args.seeds:
-        prompts = [r["instruction"] for r in task_rows(random.Random(100 + seed).sample(pool, args.train_prompts))]
+        prompts = [r["instruction"] for r in task_rows(samples[seed])]
         answers = greedy(fam, teacher, tokenizer, prompts)
         data = save_rows([{"instruction": i, "response": a} for i, a in zip(prompts, answers)], tmp / f"d{seed}")
-        for method in ("sft", "kd"):
+        for method in arms:
             init = build(fam, tokenizer, tmp / f"s{seed}-{method}-init", width=32, layers=2, seed=seed)
             extra = {"model_name_or_path": str(init), "dataset_name": str(data)}
-            if method == "kd":
+            if method != "sft":
                 extra.update(
                     teacher_model_name_or_path=str(tmp / "teacher"),
-                    alpha=args.alpha,
+                    alpha=float(method[3:]) if args.alphas else args.alpha,
                     temperature=args.temperature,
                     teacher_batch_size=16,
                     lmbda=args.lmbda,
@@ -314,10 +346,43 @@ def main(argv=None) -> int:
             acc = statistics.mean(a == r["response"] for a, r in zip(s_answers, held))
             results[method].append({"seed": seed, "kl": kl, "accuracy": acc})
             speed[method].append(tps)
+            chosen_on = ""
+            if args.alphas:
+                v_kl = heldout_divergence(student, teacher, val_teacher_rows, fam, tokenizer)
+                v_acc = statistics.mean(
+                    a == r["response"] for a, r in zip(greedy(fam, student, tokenizer, val_ins), val)
+                )
+                validation[method].append({"seed": seed, "kl": v_kl, "accuracy": v_acc})
+                chosen_on = f"; validation KL {v_kl:.4f}, accuracy {v_acc:.3f}"
             print(
                 f"seed {seed} {method:>3}: held-out KL(teacher||student) {kl:.4f}, accuracy {acc:.3f}, "
-                f"{tps:,.0f} tok/s"
+                f"{tps:,.0f} tok/s{chosen_on}"
             )
+
+    if args.alphas:  # the declared rule: KL <= 0.8x SFT's on validation, then the best validation accuracy
+        v_med = {
+            m: {k: statistics.median(r[k] for r in rs) for k in ("kl", "accuracy")} for m, rs in validation.items()
+        }
+        h_med = {m: {k: statistics.median(r[k] for r in rs) for k in ("kl", "accuracy")} for m, rs in results.items()}
+        print(f"\nvalidation ({args.validation} prompts) and held-out medians per arm:")
+        print("| arm | validation KL | validation accuracy | held-out KL | held-out accuracy |")
+        print("| --- | --- | --- | --- | --- |")
+        for m in arms:
+            print(
+                f"| {m} | {v_med[m]['kl']:.4f} | {v_med[m]['accuracy']:.3f} | {h_med[m]['kl']:.4f} | "
+                f"{h_med[m]['accuracy']:.3f} |"
+            )
+        kd_arms = arms[1:]
+        eligible = [m for m in kd_arms if v_med[m]["kl"] <= 0.8 * v_med["sft"]["kl"]]
+        if eligible:  # ties: the smaller alpha (more distillation)
+            best = max(eligible, key=lambda m: (v_med[m]["accuracy"], -float(m[3:])))
+        else:
+            best = min(kd_arms, key=lambda m: v_med[m]["kl"])
+        print(f"chosen on validation: {best} (eligible by KL: {', '.join(eligible) or 'none'})")
+        args.alpha = float(best[3:])
+        results["kd"], speed["kd"] = results[best], speed[best]
+        results = {"sft": results["sft"], "kd": results["kd"]}
+        speed = {"sft": speed["sft"], "kd": speed["kd"]}
 
     med = {m: {k: statistics.median(r[k] for r in rs) for k in ("kl", "accuracy")} for m, rs in results.items()}
     tps = {m: statistics.median(v) for m, v in speed.items()}
