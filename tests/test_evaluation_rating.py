@@ -326,7 +326,15 @@ class _App:
 
     def __init__(self, *args: str, port: int = 0):
         cmd = [sys.executable, "-m", "lamini_lm.cli", "rate", *args, "--port", str(port)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # SIGINT as a terminal gives it: a runner that started pytest in the background (`cmd &` in a script, nohup)
+        # left SIGINT ignored, and Python keeps an ignored SIGINT ignored, so Ctrl-C would never reach the app
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=lambda: [lines.put(line) for line in self.proc.stdout], daemon=True).start()
         self.output = []
