@@ -351,7 +351,11 @@ class _App:
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGINT)
-        return self.proc.wait(timeout=30)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # a failed test leaves no server behind
+            raise
 
 
 def _free_port() -> int:
