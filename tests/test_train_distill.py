@@ -298,6 +298,39 @@ def test_mismatched_tokenizer_is_refused_in_one_line(tiny_gpt2, data, tmp_path):
     assert not (tmp_path / "out" / "model.safetensors").exists()
 
 
+@pytest.mark.parametrize(
+    "family,student,teacher,says",
+    [
+        ("causal", "tiny_t5", None, "--model_name_or_path {student}: a t5 model (encoder-decoder), but the causal "
+         "family takes decoder-only models; train it with --family seq2seq"),
+        ("seq2seq", "tiny_t5", "tiny_gpt2", "--teacher_model_name_or_path {teacher}: a gpt2 model (decoder-only), "
+         "but the seq2seq family takes encoder-decoder models; a token-level teacher is of the student's family"),
+    ],
+)  # fmt: skip
+def test_a_model_of_the_other_family_is_refused_in_one_line(family, student, teacher, says, request, data, tmp_path):
+    student = request.getfixturevalue(student)
+    cmd = [sys.executable, "-m", "lamini_lm.cli", "train", "--family", family, "--model_name_or_path", str(student)]
+    if teacher:
+        teacher = request.getfixturevalue(teacher)
+        cmd += ["--teacher_model_name_or_path", str(teacher)]
+    cmd += [
+        "--dataset_name",
+        str(data),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--use_cpu",
+        "true",
+        "--max_steps",
+        "1",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("lamini-lm train: error:")]
+    assert len(lines) == 1 and says.format(student=student, teacher=teacher) in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not any((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True  # nothing written
+
+
 @pytest.mark.parametrize("family,fixture", FAMILIES)
 def test_on_policy_batches_use_the_students_samples(family, fixture, request, data, tiny_tokenizer, tmp_path):
     student = shutil.copytree(request.getfixturevalue(fixture), tmp_path / "student")

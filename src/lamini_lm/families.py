@@ -51,6 +51,7 @@ __all__ = [
     "IGNORE_INDEX",
     "STUDENT_TAGS",
     "Family",
+    "check_model_family",
     "decoder_only_dialogue_prompt",
     "decoder_only_row",
     "decoder_only_usage",
@@ -281,6 +282,28 @@ def detect_family(model: str | os.PathLike | Mapping | Any) -> Family:
         if family.matches(config):
             return family
     raise ValueError(f"no registered model family matches {model!r}; known: {', '.join(list_families())}")
+
+
+def check_model_family(model: str | os.PathLike, family: str | Family, flag: str, hint: str | None = None) -> None:
+    """Refuse, in one line naming ``flag``, a model whose config is not of ``family`` (a GPT-2 for a seq2seq
+    student, say), before its weights load; ``transformers`` would raise a page-long ValueError instead. ``hint``
+    ends the line (default: the ``--family`` that fits the model)."""
+    from transformers import AutoConfig
+
+    from lamini_lm.errors import UsageError
+
+    family = get_family(family)
+    try:
+        config = AutoConfig.from_pretrained(str(model))
+    except (OSError, ValueError):  # no config.json (an adapter folder, say): from_pretrained decides
+        return
+    if family.matches(config):
+        return
+    other = next((f for f in reversed(list(_FAMILIES.values())) if f.matches(config)), None)
+    what = f"a {config.model_type} model" + (f" ({other.description})" if other else "")
+    if hint is None:
+        hint = f"train it with --family {other.name}" if other else f"give a {family.description} model"
+    raise UsageError(f"{flag} {model}: {what}, but the {family.name} family takes {family.description} models; {hint}")
 
 
 # --- tokenisation and label masking ---------------------------------------------------------------------------

@@ -417,11 +417,14 @@ def load_teacher(cfg, family, student_tokenizer=None, device=None):
     import torch
     import transformers
 
-    from lamini_lm.families import get_family
+    from lamini_lm.families import check_model_family, get_family
     from lamini_lm.sources import check_source
 
     name = cfg.teacher_model_name_or_path
     check_source(name, "model", "--teacher_model_name_or_path")
+    check_model_family(
+        name, family, "--teacher_model_name_or_path", "a token-level teacher is of the student's family and tokenizer"
+    )
     if student_tokenizer is not None:
         teacher_tokenizer = transformers.AutoTokenizer.from_pretrained(name)
         check_same_tokenizer(student_tokenizer, teacher_tokenizer, name, cfg.model_name_or_path)

@@ -93,9 +93,11 @@ class Recipe:
             kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
                 load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
             )
+        from lamini_lm.families import check_model_family
         from lamini_lm.sources import check_source
 
         check_source(cfg.model_name_or_path, "model", "--model_name_or_path")
+        check_model_family(cfg.model_name_or_path, self.family, "--model_name_or_path")
         model = getattr(transformers, self.family.auto_model).from_pretrained(cfg.model_name_or_path, **kwargs)
         if cfg.use_lora:
             model = self._wrap_lora(model)
