@@ -273,29 +273,26 @@ def test_kd_run_makes_held_out_divergence_fall_and_only_the_student_learns(
     assert manifest["extra"]["run_identity"]["teacher"] == str(teacher)
 
 
+def _refused_train(data, out, *flags) -> str:
+    """``lamini-lm train`` with ``flags`` must exit 2 with one error line, no traceback and nothing in ``out``."""
+    cmd = [sys.executable, "-m", "lamini_lm.cli", "train", *flags, "--dataset_name", str(data)]
+    cmd += ["--output_dir", str(out), "--use_cpu", "true", "--max_steps", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("lamini-lm train: error:")]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert not out.exists() or not any(out.iterdir())  # nothing written
+    return lines[0]
+
+
 def test_mismatched_tokenizer_is_refused_in_one_line(tiny_gpt2, data, tmp_path):
     from lamini_lm.testing import build_tiny_gpt2, build_tiny_tokenizer
 
     other_tok = build_tiny_tokenizer(tmp_path / "other-tok", corpus=["zebra quokka"] * 10, vocab_size=400)
     other = build_tiny_gpt2(tmp_path / "other", tokenizer=other_tok)
-    cmd = [sys.executable, "-m", "lamini_lm.cli", "train", "--family", "causal"]
-    cmd += ["--model_name_or_path", str(tiny_gpt2), "--teacher_model_name_or_path", str(other)]
-    cmd += [
-        "--dataset_name",
-        str(data),
-        "--output_dir",
-        str(tmp_path / "out"),
-        "--use_cpu",
-        "true",
-        "--max_steps",
-        "1",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    assert proc.returncode == 2, proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("lamini-lm train: error:")]
-    assert len(lines) == 1 and "its tokenizer is not" in lines[0] and "same vocabulary" in lines[0], proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "out" / "model.safetensors").exists()
+    flags = ["--family", "causal", "--model_name_or_path", str(tiny_gpt2), "--teacher_model_name_or_path", str(other)]
+    line = _refused_train(data, tmp_path / "out", *flags)
+    assert "its tokenizer is not" in line and "same vocabulary" in line
 
 
 @pytest.mark.parametrize(
@@ -309,26 +306,11 @@ def test_mismatched_tokenizer_is_refused_in_one_line(tiny_gpt2, data, tmp_path):
 )  # fmt: skip
 def test_a_model_of_the_other_family_is_refused_in_one_line(family, student, teacher, says, request, data, tmp_path):
     student = request.getfixturevalue(student)
-    cmd = [sys.executable, "-m", "lamini_lm.cli", "train", "--family", family, "--model_name_or_path", str(student)]
+    flags = ["--family", family, "--model_name_or_path", str(student)]
     if teacher:
         teacher = request.getfixturevalue(teacher)
-        cmd += ["--teacher_model_name_or_path", str(teacher)]
-    cmd += [
-        "--dataset_name",
-        str(data),
-        "--output_dir",
-        str(tmp_path / "out"),
-        "--use_cpu",
-        "true",
-        "--max_steps",
-        "1",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    assert proc.returncode == 2, proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("lamini-lm train: error:")]
-    assert len(lines) == 1 and says.format(student=student, teacher=teacher) in lines[0], proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert not any((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True  # nothing written
+        flags += ["--teacher_model_name_or_path", str(teacher)]
+    assert says.format(student=student, teacher=teacher) in _refused_train(data, tmp_path / "out", *flags)
 
 
 @pytest.mark.parametrize("family,fixture", FAMILIES)
