@@ -48,7 +48,6 @@ __all__ = [
     "response_features",
     "response_messages",
     "stream_responses",
-    "with_teacher_columns",
 ]
 
 DRY_RUN_SAMPLES = 3  # user messages a dry run prints, so what the teacher will be asked can be read before paying
@@ -178,20 +177,10 @@ def _teacher_columns(logprobs: list[dict[str, list] | None]) -> dict[str, list]:
     return columns
 
 
-def with_teacher_columns(ds: datasets.Dataset, logprobs: list[dict[str, list] | None]) -> datasets.Dataset:
-    """``ds`` with the teacher's sparse columns (:func:`~lamini_lm.records.teacher_logits_features`, with the sampled
-    ids) from each row's ``token_logprobs``; a row without them (a failure) gets empty lists."""
-    import datasets
-
-    from lamini_lm.records import teacher_logits_features
-
-    features = teacher_logits_features(response_ids=True)
-    sparse = datasets.Dataset.from_dict(_teacher_columns(logprobs), features=features)
-    return datasets.concatenate_datasets([ds, sparse], axis=1)
-
-
 def _with_teacher_table(table: pa.Table, logprobs: list[dict[str, list] | None]) -> pa.Table:
-    """The same columns as :func:`with_teacher_columns`, added to one streamed chunk's Arrow table."""
+    """``table`` (one chunk's rows) with the teacher's sparse columns
+    (:func:`~lamini_lm.records.teacher_logits_features`, with the sampled ids) from each row's ``token_logprobs``; a
+    row without them (a failure) gets empty lists."""
     import pyarrow as pa
 
     from lamini_lm.records import teacher_logits_features
