@@ -125,10 +125,8 @@ def response_logits(logits, labels, shift: bool):
     """The student's logits at the response positions, in row-major order, and the tokens they predict.
 
     ``shift``: a causal model's logit at position t predicts token t + 1."""
-    if shift:
-        logits, labels = logits[:, :-1], labels[:, 1:]
-    mask = labels != IGNORE_INDEX
-    return logits[mask], labels[mask]
+    positions, targets = _response_positions(labels, shift)
+    return logits.reshape(-1, logits.shape[-1])[positions], targets
 
 
 def _response_positions(labels, shift: bool):
@@ -617,7 +615,7 @@ class _DistillMixin:
                 rows = response_logits(logits, labels[start : start + chunk], self.shift_labels)[0]
                 del logits
                 if out is None:
-                    n = int((labels[:, 1:] if self.shift_labels else labels).ne(IGNORE_INDEX).sum())
+                    n = len(_response_positions(labels, self.shift_labels)[0])
                     out = rows.new_empty((n, rows.shape[-1]))
                 out[filled : filled + len(rows)] = rows
                 filled += len(rows)
